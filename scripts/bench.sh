@@ -1,0 +1,10 @@
+# shellcheck shell=bash
+# ./x bench [name]: criterion benchmarks of the core (default) or a named load benchmark.
+
+bench_main() {
+  local name="${1:-core}"
+  case "$name" in
+    core) step "cargo bench" cargo bench --workspace ;;
+    *) die "unknown benchmark: $name" ;;
+  esac
+}

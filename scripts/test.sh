@@ -1,0 +1,103 @@
+# shellcheck shell=bash
+# ./x test: every suite in order (cargo, WASM build, Deno against the stack, pgTAP), counting
+# results from each runner and ending with one summary line.
+
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+FAILED_SUITES=()
+
+record() {
+  local suite="$1" passed="$2" failed="$3"
+  TOTAL_PASSED=$((TOTAL_PASSED + passed))
+  TOTAL_FAILED=$((TOTAL_FAILED + failed))
+  if ((failed > 0)); then FAILED_SUITES+=("$suite"); fi
+  printf '    %s: %s passed, %s failed\n' "$suite" "$passed" "$failed" >&2
+}
+
+# run_check name command...: a check that passes or fails as a whole (lint, build, header).
+run_check() {
+  local name="$1"; shift
+  if step "$name" "$@"; then record "$name" 1 0; else record "$name" 0 1; fi
+}
+
+test_rust() {
+  local out status=0
+  out="$(mktemp)"
+  step "cargo test --workspace" bash -c 'cargo test --workspace --all-targets 2>&1 | tee "$1" | grep -E "^(test result|error|failures:|---- )" >&2; exit "${PIPESTATUS[0]}"' _ "$out" || status=$?
+  local passed failed
+  passed=$(grep -oE '[0-9]+ passed' "$out" | awk '{s+=$1} END {print s+0}')
+  failed=$(grep -oE '[0-9]+ failed' "$out" | awk '{s+=$1} END {print s+0}')
+  if ((status != 0 && failed == 0)); then failed=1; fi
+  rm -f "$out"
+  record "cargo test" "$passed" "$failed"
+  run_check "cargo fmt --check" quiet cargo fmt --all --check
+  run_check "cargo clippy -D warnings" quiet cargo clippy --workspace --all-targets -- -D warnings
+}
+
+test_wasm() {
+  run_check "wasm build" wasm_build
+}
+
+test_deno() {
+  local deno out status=0
+  deno="$(deno_bin)"
+  out="$(mktemp)"
+  (cd "$ROOT/edge-functions" && run_check "deno fmt --check" quiet "$deno" fmt --check)
+  (cd "$ROOT/edge-functions" && run_check "deno lint" quiet "$deno" lint)
+  eval "$(stack_env)"
+  (
+    cd "$ROOT/edge-functions"
+    NO_COLOR=1 "$deno" test --frozen --allow-net=127.0.0.1 --allow-env --allow-read=.,.. \
+      --allow-sys=hostname tests/ 2>&1
+  ) | tee "$out" | grep -E '^(ok \||FAILED \||error:|.* => )' >&2 || status=$?
+  local passed failed
+  passed=$(grep -oE '([0-9]+) passed' "$out" | tail -1 | awk '{print $1+0}')
+  failed=$(grep -oE '([0-9]+) failed' "$out" | tail -1 | awk '{print $1+0}')
+  passed=${passed:-0}
+  failed=${failed:-0}
+  if grep -q '^FAILED' "$out" && ((failed == 0)); then failed=1; fi
+  if ((passed == 0 && failed == 0)); then failed=1; cat "$out" >&2; fi
+  rm -f "$out"
+  record "deno test" "$passed" "$failed"
+}
+
+test_pgtap() {
+  local out
+  out="$(mktemp)"
+  load_secrets
+  step "pg_prove supabase/tests/database" env PGHOST=127.0.0.1 PGPORT="$PG_PORT" PGUSER=postgres \
+    PGPASSWORD="$PG_SUPERUSER_PASSWORD" PGDATABASE="$DB_NAME" \
+    bash -c 'pg_prove --verbose "$1"/supabase/tests/database/*.sql >"$2" 2>&1' _ "$ROOT" "$out" || true
+  local passed failed
+  passed=$(grep -cE '^\s*ok [0-9]+' "$out" || true)
+  failed=$(grep -cE '^\s*not ok [0-9]+' "$out" || true)
+  if ! grep -q '^Result: PASS' "$out"; then
+    grep -vE '^\s*ok [0-9]+' "$out" | tail -40 >&2
+    ((failed > 0)) || failed=1
+  fi
+  rm -f "$out"
+  record "pgTAP" "$passed" "$failed"
+}
+
+test_main() {
+  local suites=("$@")
+  ((${#suites[@]})) || suites=(rust wasm deno pgtap)
+  local s stack_ready=0
+  for s in "${suites[@]}"; do
+    case "$s" in rust | wasm | deno | pgtap) ;; *) die "unknown suite $s (rust wasm deno pgtap)" ;; esac
+  done
+  for s in "${suites[@]}"; do
+    # Suites that need the stack get one fresh cluster with the current migrations.
+    if [[ ($s == deno || $s == pgtap) && $stack_ready == 0 ]]; then
+      step "stack reset (fresh cluster, migrations, gateway)" stack_reset
+      stack_ready=1
+    fi
+    "test_$s"
+  done
+  if ((${#FAILED_SUITES[@]})); then
+    printf 'failed: %s\n' "${FAILED_SUITES[*]}" >&2
+  fi
+  printf 'took %ss\n' "$(($(date +%s) - _x_start_time))" >&2
+  printf '%s passed, %s failed\n' "$TOTAL_PASSED" "$TOTAL_FAILED"
+  ((TOTAL_FAILED == 0))
+}
