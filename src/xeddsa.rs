@@ -80,12 +80,21 @@ pub fn verify(public_u: &[u8; 32], message: &[u8], signature: &[u8; SIGNATURE_LE
     let h = challenge(&cap_r, public_compressed.as_bytes(), message);
     let minus_a: EdwardsPoint = -public_edwards;
     let r_check = EdwardsPoint::vartime_double_scalar_mul_basepoint(&h, &minus_a, &s);
-    bool::from(r_check.compress().as_bytes().ct_eq(CompressedEdwardsY(cap_r).as_bytes()))
+    bool::from(
+        r_check
+            .compress()
+            .as_bytes()
+            .ct_eq(CompressedEdwardsY(cap_r).as_bytes()),
+    )
 }
 
 /// h = SHA-512(R || A || M) mod l.
 fn challenge(cap_r: &[u8; 32], cap_a: &[u8; 32], message: &[u8]) -> Scalar {
-    let digest = Sha512::new().chain_update(cap_r).chain_update(cap_a).chain_update(message).finalize();
+    let digest = Sha512::new()
+        .chain_update(cap_r)
+        .chain_update(cap_a)
+        .chain_update(message)
+        .finalize();
     let mut wide = [0u8; 64];
     wide.copy_from_slice(&digest);
     Scalar::from_bytes_mod_order_wide(&wide)

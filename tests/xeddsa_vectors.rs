@@ -18,19 +18,30 @@ fn signatures_match_libsignal_byte_for_byte() {
         let expected: [u8; 64] = hex_array(&case["signature"]);
 
         let signature = xeddsa::sign(&private, &message, &random);
-        assert_eq!(hex::encode(signature), hex::encode(expected), "signature for {case}");
+        assert_eq!(
+            hex::encode(signature),
+            hex::encode(expected),
+            "signature for {case}"
+        );
 
         let verifies = case["verify"].as_bool().expect("verify flag");
         assert_eq!(xeddsa::verify(&public_u, &message, &expected), verifies);
 
         let mut longer = message.clone();
         longer.push(0);
-        let expect_longer = case["verify_message_plus_zero_byte"].as_bool().expect("flag");
+        let expect_longer = case["verify_message_plus_zero_byte"]
+            .as_bool()
+            .expect("flag");
         assert_eq!(xeddsa::verify(&public_u, &longer, &expected), expect_longer);
 
         let mut flipped = expected;
         flipped[63] ^= 0x80;
-        let expect_flipped = case["verify_with_sign_bit_flipped"].as_bool().expect("flag");
-        assert_eq!(xeddsa::verify(&public_u, &message, &flipped), expect_flipped);
+        let expect_flipped = case["verify_with_sign_bit_flipped"]
+            .as_bool()
+            .expect("flag");
+        assert_eq!(
+            xeddsa::verify(&public_u, &message, &flipped),
+            expect_flipped
+        );
     }
 }

@@ -1,10 +1,21 @@
-//! Shared helpers for the integration tests: loading libsignal's reference vectors.
+//! Shared helpers for the integration tests: loading libsignal's reference vectors and replaying
+//! the randomness libsignal drew.
 #![allow(dead_code, unreachable_pub)]
+// Test support: failing loudly on malformed vectors is the point.
+#![allow(
+    clippy::panic,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing
+)]
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 
+use serde_json::Value;
+
 /// Loads `tests/vectors/libsignal-v0.73.3/<name>` as JSON.
-pub fn vector(name: &str) -> serde_json::Value {
+pub fn vector(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/vectors/libsignal-v0.73.3")
         .join(name);
@@ -14,13 +25,143 @@ pub fn vector(name: &str) -> serde_json::Value {
 }
 
 /// Decodes a lowercase hex string from a vector field.
-pub fn hex_field(value: &serde_json::Value) -> Vec<u8> {
-    let text = value.as_str().unwrap_or_else(|| panic!("expected a hex string, got {value}"));
+pub fn hex_field(value: &Value) -> Vec<u8> {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a hex string, got {value}"));
     hex::decode(text).unwrap_or_else(|e| panic!("bad hex {text}: {e}"))
 }
 
 /// Decodes a hex field into a fixed-size array.
-pub fn hex_array<const N: usize>(value: &serde_json::Value) -> [u8; N] {
+pub fn hex_array<const N: usize>(value: &Value) -> [u8; N] {
     let bytes = hex_field(value);
-    bytes.try_into().unwrap_or_else(|b: Vec<u8>| panic!("expected {N} bytes, got {}", b.len()))
+    bytes
+        .try_into()
+        .unwrap_or_else(|b: Vec<u8>| panic!("expected {N} bytes, got {}", b.len()))
+}
+
+/// Reads an unsigned integer field.
+pub fn uint(value: &Value) -> u64 {
+    value
+        .as_u64()
+        .unwrap_or_else(|| panic!("expected an unsigned integer, got {value}"))
+}
+
+/// One logged draw.
+#[derive(Debug, Clone)]
+enum Draw {
+    Bytes(Vec<u8>),
+    Words(VecDeque<u32>),
+}
+
+/// A generator that serves exactly the draws libsignal logged (`fill_bytes` hex and runs of
+/// `next_u32` values) and panics on any other request, so the test fails at the first draw
+/// that is out of order, of the wrong kind or of the wrong length.
+#[derive(Debug, Default)]
+pub struct ReplayRng {
+    draws: VecDeque<Draw>,
+}
+
+impl ReplayRng {
+    /// A generator that must not be used at all.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// Builds a generator from a vector's `rng_draws` array.
+    pub fn from_draws(draws: &Value) -> Self {
+        let mut rng = Self::default();
+        rng.extend(draws);
+        rng
+    }
+
+    /// Appends a vector's `rng_draws` array.
+    pub fn extend(&mut self, draws: &Value) {
+        let draws = draws
+            .as_array()
+            .unwrap_or_else(|| panic!("rng_draws must be an array: {draws}"));
+        for draw in draws {
+            match draw["kind"].as_str() {
+                Some("fill_bytes") => {
+                    let bytes = hex_field(&draw["hex"]);
+                    assert_eq!(bytes.len() as u64, uint(&draw["len"]), "draw {draw}");
+                    self.draws.push_back(Draw::Bytes(bytes));
+                }
+                Some("next_u32") => {
+                    let values: VecDeque<u32> = draw["values"]
+                        .as_array()
+                        .expect("values")
+                        .iter()
+                        .map(|v| u32::try_from(uint(v)).expect("u32"))
+                        .collect();
+                    assert_eq!(values.len() as u64, uint(&draw["count"]), "draw {draw}");
+                    let low: Vec<u8> = values.iter().map(|v| *v as u8).collect();
+                    assert_eq!(
+                        hex::encode(low),
+                        draw["low_bytes_hex"].as_str().expect("low")
+                    );
+                    self.draws.push_back(Draw::Words(values));
+                }
+                other => panic!("unknown draw kind {other:?}"),
+            }
+        }
+    }
+
+    /// Appends one `fill_bytes` draw.
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        self.draws.push_back(Draw::Bytes(bytes.to_vec()));
+    }
+
+    /// Appends a run of `next_u32` draws.
+    pub fn push_words(&mut self, words: &[u32]) {
+        self.draws
+            .push_back(Draw::Words(words.iter().copied().collect()));
+    }
+
+    /// Panics if some logged draws were not consumed.
+    pub fn assert_exhausted(&self) {
+        assert!(self.draws.is_empty(), "unconsumed draws: {:?}", self.draws);
+    }
+}
+
+impl rand_core::TryRng for ReplayRng {
+    type Error = core::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let Some(Draw::Words(words)) = self.draws.front_mut() else {
+            panic!(
+                "next_u32 requested, next logged draw is {:?}",
+                self.draws.front()
+            );
+        };
+        let word = words.pop_front().expect("non-empty run");
+        if words.is_empty() {
+            self.draws.pop_front();
+        }
+        Ok(word)
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        panic!("libsignal never draws next_u64 in these flows");
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        match self.draws.pop_front() {
+            Some(Draw::Bytes(bytes)) if bytes.len() == dst.len() => {
+                dst.copy_from_slice(&bytes);
+                Ok(())
+            }
+            other => panic!(
+                "fill_bytes({}) requested, next logged draw is {other:?}",
+                dst.len()
+            ),
+        }
+    }
+}
+
+impl rand_core::TryCryptoRng for ReplayRng {}
+
+/// The seeded generator libsignal's vectors were made with.
+pub fn seeded(seed: &Value) -> rand_chacha::ChaCha20Rng {
+    <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(uint(seed))
 }
