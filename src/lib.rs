@@ -8,12 +8,19 @@ mod cipher;
 pub mod error;
 pub mod kem;
 pub mod keys;
+pub mod pqxdh;
 pub mod ratchet;
+pub mod session;
 pub mod time;
 pub mod wire;
 pub mod xeddsa;
 
 pub use error::ErrorClass;
+pub use pqxdh::{PreKeyBundle, SessionOptions};
+pub use session::{
+    PreKeyDecryption, PreKeyLookup, SessionError, SessionRecord, UsedPreKeys,
+    decrypt_prekey_message, decrypt_signal_message, encrypt, process_prekey_bundle,
+};
 pub use time::Timestamp;
 
 /// The version of this core, reported by every host (WASM, native, edge functions).

@@ -24,18 +24,10 @@ type HmacSha256 = Hmac<Sha256>;
 pub(crate) struct CipherError;
 
 /// AES-256-CBC encryption with PKCS#7 padding.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "used by the session layer, landing next")
-)]
 pub(crate) fn aes256_cbc_encrypt(key: &[u8; 32], iv: &[u8; 16], plaintext: &[u8]) -> Vec<u8> {
     cbc::Encryptor::<Aes256>::new(key.into(), iv.into()).encrypt_padded_vec::<Pkcs7>(plaintext)
 }
 
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "used by the session layer, landing next")
-)]
 /// AES-256-CBC decryption; fails on a length that is not a positive multiple of 16 or on bad
 /// padding. Callers authenticate the ciphertext first, so this is not a padding oracle.
 pub(crate) fn aes256_cbc_decrypt(

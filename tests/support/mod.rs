@@ -165,3 +165,130 @@ impl rand_core::TryCryptoRng for ReplayRng {}
 pub fn seeded(seed: &Value) -> rand_chacha::ChaCha20Rng {
     <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(uint(seed))
 }
+
+/// Randomness for one party of a scenario: either the logged draws replayed, or the seeded
+/// ChaCha20 stream libsignal used, recorded so each event's draws can be compared with the log.
+#[derive(Debug)]
+pub enum ScenarioRng {
+    /// Serves the logged draws.
+    Replay(ReplayRng),
+    /// The seeded stream, with the draws made since the last [`ScenarioRng::expect`].
+    Seeded {
+        /// The generator (boxed: it is much larger than the replay variant).
+        rng: Box<rand_chacha::ChaCha20Rng>,
+        /// What the current event drew so far.
+        recorded: Vec<RecordedDraw>,
+        /// What the current event must draw.
+        expected: Vec<RecordedDraw>,
+    },
+}
+
+/// A draw as recorded from a live generator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordedDraw {
+    /// `fill_bytes` output.
+    Bytes(Vec<u8>),
+    /// A run of `next_u32` outputs.
+    Words(Vec<u32>),
+}
+
+fn recorded_draws(draws: &Value) -> Vec<RecordedDraw> {
+    draws
+        .as_array()
+        .expect("rng_draws array")
+        .iter()
+        .map(|draw| match draw["kind"].as_str() {
+            Some("fill_bytes") => RecordedDraw::Bytes(hex_field(&draw["hex"])),
+            Some("next_u32") => RecordedDraw::Words(
+                draw["values"]
+                    .as_array()
+                    .expect("values")
+                    .iter()
+                    .map(|v| u32::try_from(uint(v)).expect("u32"))
+                    .collect(),
+            ),
+            other => panic!("unknown draw kind {other:?}"),
+        })
+        .collect()
+}
+
+impl ScenarioRng {
+    /// A replaying generator with nothing queued yet.
+    pub fn replay() -> Self {
+        Self::Replay(ReplayRng::empty())
+    }
+
+    /// The seeded generator for `seed`.
+    pub fn seeded(seed: &Value) -> Self {
+        Self::Seeded {
+            rng: Box::new(seeded(seed)),
+            recorded: Vec::new(),
+            expected: Vec::new(),
+        }
+    }
+
+    /// Declares the draws the next operation must make (queues them when replaying).
+    pub fn expect(&mut self, draws: &Value) {
+        match self {
+            Self::Replay(rng) => rng.extend(draws),
+            Self::Seeded {
+                recorded, expected, ..
+            } => {
+                recorded.clear();
+                *expected = recorded_draws(draws);
+            }
+        }
+    }
+
+    /// Checks that exactly the declared draws were made.
+    pub fn check(&mut self, context: &str) {
+        match self {
+            Self::Replay(rng) => rng.assert_exhausted(),
+            Self::Seeded {
+                recorded, expected, ..
+            } => {
+                assert_eq!(
+                    recorded, expected,
+                    "seeded draws differ from the log in {context}"
+                );
+                recorded.clear();
+                expected.clear();
+            }
+        }
+    }
+}
+
+impl rand_core::TryRng for ScenarioRng {
+    type Error = core::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        match self {
+            Self::Replay(rng) => rand_core::TryRng::try_next_u32(rng),
+            Self::Seeded { rng, recorded, .. } => {
+                let word = rand_core::Rng::next_u32(rng.as_mut());
+                match recorded.last_mut() {
+                    Some(RecordedDraw::Words(words)) => words.push(word),
+                    _ => recorded.push(RecordedDraw::Words(vec![word])),
+                }
+                Ok(word)
+            }
+        }
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        panic!("libsignal never draws next_u64 in these flows");
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        match self {
+            Self::Replay(rng) => rand_core::TryRng::try_fill_bytes(rng, dst),
+            Self::Seeded { rng, recorded, .. } => {
+                rand_core::Rng::fill_bytes(rng.as_mut(), dst);
+                recorded.push(RecordedDraw::Bytes(dst.to_vec()));
+                Ok(())
+            }
+        }
+    }
+}
+
+impl rand_core::TryCryptoRng for ScenarioRng {}

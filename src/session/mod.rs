@@ -1,0 +1,335 @@
+//! 1:1 sessions: establishment, encryption and decryption over [`SessionRecord`]s.
+//!
+//! Every operation is a pure function: it borrows the inputs and returns new values. A failed
+//! operation therefore leaves the caller's state exactly as it was, and a caller persists the
+//! returned record (and deletes consumed prekeys) only on `Ok` — one transaction per call.
+//!
+//! Trust decisions stay with the caller: check the bundle's or message's identity key (or
+//! [`SessionRecord::remote_identity`] of a returned record) against the identity store before
+//! committing.
+
+pub mod inspect;
+mod record;
+pub(crate) mod state;
+
+pub use record::SessionRecord;
+
+use rand_core::CryptoRng;
+
+use crate::error::ErrorClass;
+use crate::keys::{
+    IdentityKey, IdentityKeyPair, KeyError, KyberPreKeyId, KyberPreKeyRecord, PreKeyId,
+    PreKeyRecord, RegistrationId, SignedPreKeyId, SignedPreKeyRecord,
+};
+use crate::pqxdh::{self, BobPreKeys, BundleError, PreKeyBundle, SessionOptions};
+use crate::time::Timestamp;
+use crate::wire::{
+    CIPHERTEXT_MESSAGE_PRE_KYBER_VERSION, CiphertextMessage, PreKeySignalMessage, SignalMessage,
+};
+
+/// Why a session operation failed. Authentication failures are deliberately opaque.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// No current session, or its unacknowledged PreKey messages expired (fetch a new bundle).
+    #[error("session not found")]
+    SessionNotFound,
+    /// The session's remote identity is not the identity the caller trusts.
+    #[error("untrusted identity")]
+    UntrustedIdentity,
+    /// The session was built for a different local identity.
+    #[error("session belongs to a different local identity")]
+    LocalIdentityMismatch,
+    /// The message's key was already used (or evicted): a replay or duplicate delivery.
+    #[error("message with old counter {chain_index} / {counter}")]
+    DuplicateMessage {
+        /// The receiving chain's current position.
+        chain_index: u32,
+        /// The message's counter.
+        counter: u32,
+    },
+    /// The message failed authentication or decryption in every candidate session.
+    #[error("invalid message: decryption failed")]
+    DecryptionFailed,
+    /// The message's counter is more than 25,000 ahead of its chain.
+    #[error("message from too far into the future: {counter} / {chain_index}")]
+    TooFarIntoFuture {
+        /// The receiving chain's current position.
+        chain_index: u32,
+        /// The message's counter.
+        counter: u32,
+    },
+    /// The message version differs from the session version.
+    #[error("message version {message} does not match session version {session}")]
+    VersionMismatch {
+        /// The session's version.
+        session: u8,
+        /// The message's version.
+        message: u8,
+    },
+    /// A PreKey message's version and Kyber fields disagree (v4 without Kyber prekey on file
+    /// or v3 carrying a Kyber ciphertext).
+    #[error("PreKey message version does not match its Kyber fields")]
+    KyberVersionMismatch,
+    /// The peer offers only X3DH (no Kyber prekey) and [`SessionOptions::accept_x3dh`] is off.
+    #[error("X3DH (no Kyber prekey) is not accepted")]
+    X3dhNotAllowed,
+    /// The message names a one-time prekey we do not have (already used or never issued).
+    #[error("invalid prekey identifier {0}")]
+    InvalidPreKeyId(PreKeyId),
+    /// The message names a signed prekey we do not have.
+    #[error("invalid signed prekey identifier {0}")]
+    InvalidSignedPreKeyId(SignedPreKeyId),
+    /// The message names a Kyber prekey we do not have.
+    #[error("invalid kyber prekey identifier {0}")]
+    InvalidKyberPreKeyId(KyberPreKeyId),
+    /// The bundle failed verification.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// A key agreement failed (low-order peer key).
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A chain reached 2^32 messages.
+    #[error("chain index exhausted")]
+    ChainExhausted,
+    /// The session state is internally inconsistent.
+    #[error("invalid session state")]
+    InvalidState,
+}
+
+impl SessionError {
+    /// The stable class of this error.
+    #[must_use]
+    pub const fn class(&self) -> ErrorClass {
+        match self {
+            Self::SessionNotFound => ErrorClass::SessionNotFound,
+            Self::UntrustedIdentity => ErrorClass::UntrustedIdentity,
+            Self::DuplicateMessage { .. } => ErrorClass::DuplicateMessage,
+            Self::DecryptionFailed
+            | Self::TooFarIntoFuture { .. }
+            | Self::VersionMismatch { .. }
+            | Self::KyberVersionMismatch => ErrorClass::InvalidMessage,
+            Self::X3dhNotAllowed => ErrorClass::ProtocolNotAllowed,
+            Self::InvalidPreKeyId(_)
+            | Self::InvalidSignedPreKeyId(_)
+            | Self::InvalidKyberPreKeyId(_) => ErrorClass::InvalidPreKeyId,
+            Self::Bundle(error) => error.class(),
+            Self::Key(error) => error.class(),
+            Self::LocalIdentityMismatch | Self::ChainExhausted | Self::InvalidState => {
+                ErrorClass::InvalidState
+            }
+        }
+    }
+}
+
+/// Read-only access to the local device's prekeys, so decrypting a PreKey message can find
+/// the keys it names. Implementations return owned copies (records are cheap to clone).
+pub trait PreKeyLookup {
+    /// The signed prekey with this id, if still kept.
+    fn signed_pre_key(&self, id: SignedPreKeyId) -> Option<SignedPreKeyRecord>;
+    /// The one-time EC prekey with this id, if not yet consumed.
+    fn one_time_pre_key(&self, id: PreKeyId) -> Option<PreKeyRecord>;
+    /// The Kyber prekey with this id, if not yet consumed (or last-resort).
+    fn kyber_pre_key(&self, id: KyberPreKeyId) -> Option<KyberPreKeyRecord>;
+}
+
+/// Prekeys a successful PreKey-message decryption used; the caller deletes the one-time EC
+/// prekey and the one-time Kyber prekey (or records last-resort use) when it commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UsedPreKeys {
+    /// The signed prekey.
+    pub signed_pre_key_id: SignedPreKeyId,
+    /// The one-time EC prekey, if the message used one.
+    pub one_time_pre_key_id: Option<PreKeyId>,
+    /// The Kyber prekey and whether it is the last-resort key.
+    pub kyber_pre_key: Option<(KyberPreKeyId, bool)>,
+}
+
+/// Result of decrypting a PreKey message.
+#[derive(Debug)]
+pub struct PreKeyDecryption {
+    /// The updated record to persist.
+    pub record: SessionRecord,
+    /// The plaintext.
+    pub plaintext: Vec<u8>,
+    /// Prekeys consumed by a newly created session; `None` when the message belonged to a
+    /// session that already existed (a repeated PreKey message).
+    pub used_pre_keys: Option<UsedPreKeys>,
+}
+
+/// Starts a session from a fetched bundle (the initiator, "Alice"). Verifies both prekey
+/// signatures first. The new session becomes current and any existing one is archived.
+///
+/// Draws, in order: base key (`fill_bytes(32)`), first ratchet key (`fill_bytes(32)`), KEM
+/// randomness (32 `next_u32`).
+pub fn process_prekey_bundle<R: CryptoRng + ?Sized>(
+    record: Option<&SessionRecord>,
+    local_identity: &IdentityKeyPair,
+    local_registration_id: RegistrationId,
+    bundle: &PreKeyBundle,
+    options: SessionOptions,
+    now: Timestamp,
+    rng: &mut R,
+) -> Result<SessionRecord, SessionError> {
+    let state = pqxdh::initialize_alice(
+        local_identity,
+        local_registration_id,
+        bundle,
+        options,
+        now,
+        rng,
+    )?;
+    let mut record = record.cloned().unwrap_or_default();
+    record.promote_state(state);
+    Ok(record)
+}
+
+/// Encrypts `plaintext` in the current session. Until the peer has replied this yields PreKey
+/// messages. Consumes no randomness.
+///
+/// `remote_identity` is the identity the caller trusts for the peer; a session with another
+/// identity is refused rather than used.
+pub fn encrypt(
+    record: &SessionRecord,
+    local_identity: &IdentityKey,
+    remote_identity: &IdentityKey,
+    plaintext: &[u8],
+    now: Timestamp,
+) -> Result<(SessionRecord, CiphertextMessage), SessionError> {
+    let mut updated = record.clone();
+    let state = updated
+        .current
+        .as_mut()
+        .ok_or(SessionError::SessionNotFound)?;
+    if state.local_identity != *local_identity {
+        return Err(SessionError::LocalIdentityMismatch);
+    }
+    if state.remote_identity != *remote_identity {
+        return Err(SessionError::UntrustedIdentity);
+    }
+    if state.unacknowledged_expired(now) {
+        return Err(SessionError::SessionNotFound);
+    }
+    let message = state.encrypt(plaintext)?;
+    Ok((updated, message))
+}
+
+/// Decrypts a `SignalMessage` (type 2). Tries the current session, then archived ones (most
+/// recent first), and promotes the one that succeeds. A duplicate is reported as such at once;
+/// any other failure becomes [`SessionError::DecryptionFailed`].
+///
+/// May draw one ratchet key (`fill_bytes(32)`) per session tried, even when it then fails,
+/// exactly as libsignal does.
+pub fn decrypt_signal_message<R: CryptoRng + ?Sized>(
+    record: &SessionRecord,
+    message: &SignalMessage,
+    rng: &mut R,
+) -> Result<(SessionRecord, Vec<u8>), SessionError> {
+    if record.current.is_none() && record.previous.is_empty() {
+        return Err(SessionError::SessionNotFound);
+    }
+    if let Some(current) = &record.current {
+        let mut state = current.clone();
+        match state.decrypt(message, rng) {
+            Ok(plaintext) => {
+                let mut updated = record.clone();
+                updated.current = Some(state);
+                return Ok((updated, plaintext));
+            }
+            Err(error @ SessionError::DuplicateMessage { .. }) => return Err(error),
+            Err(_) => {}
+        }
+    }
+    for (index, previous) in record.previous.iter().enumerate() {
+        let mut state = previous.clone();
+        match state.decrypt(message, rng) {
+            Ok(plaintext) => {
+                let mut updated = record.clone();
+                updated.promote_archived(index, state);
+                return Ok((updated, plaintext));
+            }
+            Err(error @ SessionError::DuplicateMessage { .. }) => return Err(error),
+            Err(_) => {}
+        }
+    }
+    Err(SessionError::DecryptionFailed)
+}
+
+/// Decrypts a `PreKeySignalMessage` (type 3) as the responder ("Bob").
+///
+/// If a session with the message's version and base key exists (current or archived) it is
+/// reused and no prekey is consumed; otherwise a new session is built from the prekeys the
+/// message names (looked up in `prekeys`) and becomes current, archiving the previous one.
+/// Only that session is tried: a failing PreKey message gets no fallback.
+pub fn decrypt_prekey_message<R: CryptoRng + ?Sized, L: PreKeyLookup + ?Sized>(
+    record: Option<&SessionRecord>,
+    local_identity: &IdentityKeyPair,
+    local_registration_id: RegistrationId,
+    message: &PreKeySignalMessage,
+    prekeys: &L,
+    options: SessionOptions,
+    rng: &mut R,
+) -> Result<PreKeyDecryption, SessionError> {
+    if message.message_version() <= CIPHERTEXT_MESSAGE_PRE_KYBER_VERSION && !options.accept_x3dh {
+        return Err(SessionError::X3dhNotAllowed);
+    }
+    let mut updated = record.cloned().unwrap_or_default();
+    let used_pre_keys =
+        if updated.promote_matching_session(message.message_version(), message.base_key()) {
+            None
+        } else {
+            let (state, used) =
+                new_responder_session(local_identity, local_registration_id, message, prekeys)?;
+            updated.promote_state(state);
+            Some(used)
+        };
+    let state = updated.current.as_mut().ok_or(SessionError::InvalidState)?;
+    let plaintext = state.decrypt(message.message(), rng)?;
+    Ok(PreKeyDecryption {
+        record: updated,
+        plaintext,
+        used_pre_keys,
+    })
+}
+
+fn new_responder_session<L: PreKeyLookup + ?Sized>(
+    local_identity: &IdentityKeyPair,
+    local_registration_id: RegistrationId,
+    message: &PreKeySignalMessage,
+    prekeys: &L,
+) -> Result<(state::SessionState, UsedPreKeys), SessionError> {
+    let signed_id = message.signed_pre_key_id();
+    let signed = prekeys
+        .signed_pre_key(signed_id)
+        .ok_or(SessionError::InvalidSignedPreKeyId(signed_id))?;
+    let one_time = match message.pre_key_id() {
+        Some(id) => Some(
+            prekeys
+                .one_time_pre_key(id)
+                .ok_or(SessionError::InvalidPreKeyId(id))?,
+        ),
+        None => None,
+    };
+    let kyber = match message.kyber_pre_key_id() {
+        Some(id) => Some(
+            prekeys
+                .kyber_pre_key(id)
+                .ok_or(SessionError::InvalidKyberPreKeyId(id))?,
+        ),
+        None => None,
+    };
+    let keys = BobPreKeys {
+        signed: &signed,
+        one_time: one_time.as_ref(),
+        kyber: kyber.as_ref(),
+    };
+    let state = pqxdh::initialize_bob(local_identity, local_registration_id, message, &keys)?;
+    let used = UsedPreKeys {
+        signed_pre_key_id: signed_id,
+        one_time_pre_key_id: message.pre_key_id(),
+        kyber_pre_key: kyber
+            .as_ref()
+            .map(|record| (record.id(), record.is_last_resort())),
+    };
+    Ok((state, used))
+}
