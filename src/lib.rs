@@ -8,6 +8,7 @@ mod cipher;
 pub mod error;
 pub mod kem;
 pub mod keys;
+pub mod persist;
 pub mod pqxdh;
 pub mod ratchet;
 pub mod session;

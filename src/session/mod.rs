@@ -9,7 +9,7 @@
 //! committing.
 
 pub mod inspect;
-mod record;
+pub(crate) mod record;
 pub(crate) mod state;
 
 pub use record::SessionRecord;

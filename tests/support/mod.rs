@@ -9,6 +9,8 @@
     clippy::indexing_slicing
 )]
 
+pub mod dm;
+
 use std::collections::VecDeque;
 use std::path::PathBuf;
 

@@ -1,0 +1,127 @@
+//! Protobuf structures of the storage encodings. Tags are append-only: a field that is retired
+//! keeps its number reserved so old records never get misread.
+
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+#[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+pub(super) struct RecordProto {
+    #[prost(message, optional, tag = "1")]
+    pub(super) current: Option<SessionProto>,
+    #[prost(message, repeated, tag = "2")]
+    pub(super) previous: Vec<SessionProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+pub(super) struct SessionProto {
+    #[prost(uint32, optional, tag = "1")]
+    pub(super) version: Option<u32>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub(super) local_identity: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub(super) remote_identity: Option<Vec<u8>>,
+    #[prost(uint32, optional, tag = "4")]
+    pub(super) local_registration_id: Option<u32>,
+    #[prost(uint32, optional, tag = "5")]
+    pub(super) remote_registration_id: Option<u32>,
+    #[prost(bytes = "vec", optional, tag = "6")]
+    pub(super) alice_base_key: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "7")]
+    pub(super) root_key: Option<Vec<u8>>,
+    #[prost(uint32, optional, tag = "8")]
+    pub(super) previous_counter: Option<u32>,
+    #[prost(message, optional, tag = "9")]
+    pub(super) sender_chain: Option<SenderChainProto>,
+    #[prost(message, repeated, tag = "10")]
+    pub(super) receiver_chains: Vec<ReceiverChainProto>,
+    #[prost(message, optional, tag = "11")]
+    pub(super) pending_pre_key: Option<PendingPreKeyProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+pub(super) struct SenderChainProto {
+    #[prost(bytes = "vec", optional, tag = "1")]
+    pub(super) ratchet_public: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub(super) ratchet_private: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub(super) chain_key: Option<Vec<u8>>,
+    #[prost(uint32, optional, tag = "4")]
+    pub(super) index: Option<u32>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+pub(super) struct ReceiverChainProto {
+    #[prost(bytes = "vec", optional, tag = "1")]
+    pub(super) ratchet_key: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub(super) chain_key: Option<Vec<u8>>,
+    #[prost(uint32, optional, tag = "3")]
+    pub(super) index: Option<u32>,
+    /// Newest first.
+    #[prost(message, repeated, tag = "4")]
+    pub(super) skipped: Vec<SkippedKeyProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+pub(super) struct SkippedKeyProto {
+    #[prost(uint32, optional, tag = "1")]
+    pub(super) counter: Option<u32>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub(super) seed: Option<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+pub(super) struct PendingPreKeyProto {
+    #[prost(uint32, optional, tag = "1")]
+    pub(super) pre_key_id: Option<u32>,
+    #[prost(uint32, optional, tag = "2")]
+    pub(super) signed_pre_key_id: Option<u32>,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub(super) base_key: Option<Vec<u8>>,
+    #[prost(uint64, optional, tag = "4")]
+    pub(super) timestamp_ms: Option<u64>,
+    #[prost(uint32, optional, tag = "5")]
+    pub(super) kyber_pre_key_id: Option<u32>,
+    #[prost(bytes = "vec", optional, tag = "6")]
+    pub(super) kyber_ciphertext: Option<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+pub(super) struct PreKeyProto {
+    #[prost(uint32, optional, tag = "1")]
+    pub(super) id: Option<u32>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub(super) public_key: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub(super) private_key: Option<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+pub(super) struct SignedPreKeyProto {
+    #[prost(uint32, optional, tag = "1")]
+    pub(super) id: Option<u32>,
+    #[prost(uint64, optional, tag = "2")]
+    pub(super) timestamp_ms: Option<u64>,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub(super) public_key: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "4")]
+    pub(super) private_key: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "5")]
+    pub(super) signature: Option<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+pub(super) struct KyberPreKeyProto {
+    #[prost(uint32, optional, tag = "1")]
+    pub(super) id: Option<u32>,
+    #[prost(uint64, optional, tag = "2")]
+    pub(super) timestamp_ms: Option<u64>,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub(super) public_key: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "4")]
+    pub(super) secret_key: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "5")]
+    pub(super) signature: Option<Vec<u8>>,
+    #[prost(bool, optional, tag = "6")]
+    pub(super) last_resort: Option<bool>,
+}
