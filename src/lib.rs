@@ -6,6 +6,7 @@
 
 mod cipher;
 pub mod error;
+pub mod fingerprint;
 pub mod kem;
 pub mod keys;
 pub mod persist;
