@@ -9,6 +9,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod device;
 pub mod dm;
 
 use std::collections::VecDeque;
