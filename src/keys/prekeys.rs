@@ -312,3 +312,44 @@ impl fmt::Debug for KyberPreKeyRecord {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand_core::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn registration_ids_are_in_range() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+        for _ in 0..1000 {
+            let id = RegistrationId::generate(&mut rng);
+            assert!((1..=RegistrationId::MAX).contains(&id.0), "{id}");
+        }
+    }
+
+    #[test]
+    fn records_print_only_public_parts() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(8);
+        let identity = IdentityKeyPair::generate(&mut rng);
+        let now = Timestamp::from_secs(1);
+        let signed = SignedPreKeyRecord::generate(SignedPreKeyId(3), &identity, now, &mut rng);
+        let one_time = PreKeyRecord::generate(PreKeyId(4), &mut rng);
+        let text = format!("{signed:?} {one_time:?}");
+        for private in [
+            signed.key_pair().private_key(),
+            one_time.key_pair().private_key(),
+        ] {
+            assert!(!text.contains(&hex::encode(*private.serialize())), "{text}");
+        }
+        assert!(
+            text.contains("SignedPreKeyId(3)") && text.contains("PreKeyId(4)"),
+            "{text}"
+        );
+        assert!(
+            identity
+                .identity_key()
+                .verify_signature(&signed.public_key().serialize(), signed.signature())
+        );
+    }
+}

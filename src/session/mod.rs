@@ -12,7 +12,10 @@ pub mod inspect;
 pub(crate) mod record;
 pub(crate) mod state;
 
-pub use record::SessionRecord;
+pub use record::{MAX_ARCHIVED_STATES, SessionRecord};
+pub use state::{
+    MAX_FORWARD_JUMPS, MAX_MESSAGE_KEYS, MAX_RECEIVER_CHAINS, MAX_UNACKNOWLEDGED_SESSION_AGE,
+};
 
 use rand_core::CryptoRng;
 
@@ -146,7 +149,6 @@ pub struct UsedPreKeys {
 }
 
 /// Result of decrypting a PreKey message.
-#[derive(Debug)]
 pub struct PreKeyDecryption {
     /// The updated record to persist.
     pub record: SessionRecord,
@@ -290,6 +292,21 @@ pub fn decrypt_prekey_message<R: CryptoRng + ?Sized, L: PreKeyLookup + ?Sized>(
         plaintext,
         used_pre_keys,
     })
+}
+
+impl core::fmt::Debug for PreKeyDecryption {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let Self {
+            record,
+            plaintext,
+            used_pre_keys,
+        } = self;
+        f.debug_struct("PreKeyDecryption")
+            .field("record", record)
+            .field("plaintext_len", &plaintext.len())
+            .field("used_pre_keys", used_pre_keys)
+            .finish()
+    }
 }
 
 fn new_responder_session<L: PreKeyLookup + ?Sized>(

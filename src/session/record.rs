@@ -11,7 +11,7 @@ use super::state::SessionState;
 use crate::keys::{IdentityKey, PublicKey, RegistrationId};
 
 /// Archived sessions kept per record; older ones are dropped.
-pub(crate) const MAX_ARCHIVED_STATES: usize = 40;
+pub const MAX_ARCHIVED_STATES: usize = 40;
 
 /// All sessions with one remote device. Persist it with [`crate::persist::Persist`].
 #[derive(Clone, Default, PartialEq, Eq)]

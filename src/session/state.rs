@@ -20,13 +20,13 @@ use crate::time::Timestamp;
 use crate::wire::{CiphertextMessage, PreKeySignalMessage, SignalMessage};
 
 /// Receiving chains kept per session; older ones are dropped.
-pub(crate) const MAX_RECEIVER_CHAINS: usize = 5;
+pub const MAX_RECEIVER_CHAINS: usize = 5;
 /// Skipped message keys kept per receiving chain; the oldest are dropped.
-pub(crate) const MAX_MESSAGE_KEYS: usize = 2000;
+pub const MAX_MESSAGE_KEYS: usize = 2000;
 /// Largest accepted gap between a chain's position and a message counter.
-pub(crate) const MAX_FORWARD_JUMPS: u32 = 25_000;
+pub const MAX_FORWARD_JUMPS: u32 = 25_000;
 /// After this long without a reply, an initiated session is no longer used for sending.
-pub(crate) const MAX_UNACKNOWLEDGED_SESSION_AGE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+pub const MAX_UNACKNOWLEDGED_SESSION_AGE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// Our current sending chain and the ratchet key pair it belongs to.
 #[derive(Clone, PartialEq, Eq)]
