@@ -4,7 +4,9 @@
 //! numbers), byte-compatible with libsignal 0.73, plus the SPOTS community crypto. The crate is
 //! sans-I/O: callers inject randomness and time, and persist the state it hands back.
 
+pub mod address;
 mod cipher;
+pub mod devices;
 pub mod error;
 pub mod fingerprint;
 pub mod kem;
@@ -14,9 +16,11 @@ pub mod pqxdh;
 pub mod ratchet;
 pub mod session;
 pub mod time;
+pub mod trust;
 pub mod wire;
 pub mod xeddsa;
 
+pub use address::{Address, AgentId, DeviceId};
 pub use error::ErrorClass;
 pub use pqxdh::{PreKeyBundle, SessionOptions};
 pub use session::{
