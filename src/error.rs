@@ -34,6 +34,10 @@ pub enum ErrorClass {
     InvalidArgument,
     /// Stored state is inconsistent or cannot be decoded.
     InvalidState,
+    /// Some target devices have no usable session: the host must fetch their bundles.
+    MissingSessions,
+    /// The storage backend failed; the operation changed nothing.
+    StoreError,
 }
 
 impl ErrorClass {
@@ -52,9 +56,11 @@ impl ErrorClass {
             Self::SessionNotFound => 31,
             Self::InvalidPreKeyId => 32,
             Self::ProtocolNotAllowed => 33,
+            Self::MissingSessions => 34,
             Self::FingerprintVersionMismatch => 40,
             Self::InvalidArgument => 41,
             Self::InvalidState => 42,
+            Self::StoreError => 43,
         }
     }
 }

@@ -13,8 +13,10 @@ pub mod kem;
 pub mod keys;
 pub mod persist;
 pub mod pqxdh;
+pub mod prekey_lifecycle;
 pub mod ratchet;
 pub mod session;
+pub mod store;
 pub mod time;
 pub mod trust;
 pub mod wire;
@@ -27,6 +29,7 @@ pub use session::{
     PreKeyDecryption, PreKeyLookup, SessionError, SessionRecord, UsedPreKeys,
     decrypt_prekey_message, decrypt_signal_message, encrypt, process_prekey_bundle,
 };
+pub use store::{MemoryStore, ProtocolStore};
 pub use time::Timestamp;
 
 /// The version of this core, reported by every host (WASM, native, edge functions).

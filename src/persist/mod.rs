@@ -1,5 +1,6 @@
 //! Versioned binary encodings of the state a host persists: session records, the identity key
-//! pair and prekey records.
+//! pair, prekey records, the facade's records (local identity, trust, device lists, prekey
+//! bookkeeping) and whole [`crate::store::MemoryStore`] exports.
 //!
 //! Every encoding is `FORMAT_VERSION || kind || protobuf`. The explicit version byte lets a
 //! future release migrate old blobs instead of misreading them; the kind byte stops a blob of
@@ -8,8 +9,12 @@
 //! returned in [`Zeroizing`] buffers and must be encrypted at rest by the host.
 
 mod keys;
+mod local;
 mod proto;
 mod session;
+mod store;
+
+pub(crate) use store::{export_store, import_store};
 
 use zeroize::Zeroizing;
 
@@ -35,6 +40,16 @@ pub enum RecordKind {
     SignedPreKey = 4,
     /// A [`crate::keys::KyberPreKeyRecord`].
     KyberPreKey = 5,
+    /// A [`crate::store::LocalIdentity`].
+    LocalIdentity = 6,
+    /// A [`crate::trust::TrustRecord`].
+    Trust = 7,
+    /// A [`crate::devices::DeviceList`].
+    DeviceList = 8,
+    /// A [`crate::prekey_lifecycle::PreKeyState`].
+    PreKeyState = 9,
+    /// A whole [`crate::store::MemoryStore`].
+    Store = 10,
 }
 
 /// Why stored bytes could not be loaded.
