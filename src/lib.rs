@@ -18,6 +18,7 @@ pub mod ratchet;
 pub mod session;
 pub mod store;
 pub mod time;
+pub mod transport;
 pub mod trust;
 pub mod wire;
 pub mod xeddsa;
@@ -31,6 +32,7 @@ pub use session::{
 };
 pub use store::{MemoryStore, ProtocolStore};
 pub use time::Timestamp;
+pub use transport::{DeviceTarget, SignalTransport, TransportError};
 
 /// The version of this core, reported by every host (WASM, native, edge functions).
 pub const CORE_VERSION: &str = env!("CARGO_PKG_VERSION");
