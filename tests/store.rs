@@ -332,3 +332,101 @@ fn upload_json_round_trips_and_is_verified() {
         Err(UploadError::Json(_))
     ));
 }
+
+fn fixture_path(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support/fixtures")
+        .join(name)
+}
+
+/// Deterministic values of every record kind this layer added, and a small store holding them.
+fn facade_fixtures() -> Vec<(&'static str, Vec<u8>)> {
+    let identity = LocalIdentity {
+        key_pair: spots_signal::keys::IdentityKeyPair::from_private_key(
+            spots_signal::keys::PrivateKey::deserialize(&[3; 32]).unwrap(),
+        ),
+        registration_id: spots_signal::keys::RegistrationId(1234),
+    };
+    let changed = TrustRecord::Changed {
+        previous: key(1),
+        current: key(2),
+    };
+    let list: DeviceList = [1, 5, 127]
+        .into_iter()
+        .map(|id| DeviceId::new(id).unwrap())
+        .collect();
+    let state = PreKeyState {
+        next_pre_key_id: 101,
+        next_signed_pre_key_id: 3,
+        next_kyber_pre_key_id: 12,
+        current_signed_pre_key: Some(SignedPreKeyId(2)),
+        current_last_resort: Some(KyberPreKeyId(11)),
+        retired_signed_pre_keys: vec![(SignedPreKeyId(1), Timestamp::from_secs(1_700_000_000))],
+        retired_last_resort: Vec::new(),
+    };
+    let pre_key = PreKeyRecord::new(
+        PreKeyId(100),
+        spots_signal::keys::KeyPair::from_private_key(
+            spots_signal::keys::PrivateKey::deserialize(&[4; 32]).unwrap(),
+        ),
+    );
+    let mut store = MemoryStore::new();
+    let bob: Address = "bob.5".parse().unwrap();
+    store
+        .commit(Changes {
+            identity: Some(identity.clone()),
+            pre_keys: vec![pre_key],
+            kyber_last_resort_uses: vec![(KyberPreKeyId(11), PublicKey::from_djb_bytes([6; 32]))],
+            trust: vec![(bob.clone(), changed)],
+            device_lists: vec![(bob.agent_id.clone(), list.clone())],
+            prekey_state: Some(state.clone()),
+            ..Changes::default()
+        })
+        .unwrap();
+    vec![
+        ("local_identity_v1.hex", identity.to_record_bytes().to_vec()),
+        (
+            "trust_trusted_v1.hex",
+            TrustRecord::Trusted {
+                identity: key(1),
+                verified: true,
+            }
+            .to_record_bytes()
+            .to_vec(),
+        ),
+        ("trust_changed_v1.hex", changed.to_record_bytes().to_vec()),
+        ("device_list_v1.hex", list.to_record_bytes().to_vec()),
+        ("prekey_state_v1.hex", state.to_record_bytes().to_vec()),
+        ("memory_store_v1.hex", store.export().to_vec()),
+    ]
+}
+
+/// Writes the fixtures of format version 1 (`cargo test --test store -- --ignored`); after
+/// that the files are the compatibility promise and are never rewritten for this version.
+#[test]
+#[ignore = "regenerates frozen fixtures"]
+fn regenerate_facade_fixtures() {
+    for (name, bytes) in facade_fixtures() {
+        std::fs::write(fixture_path(name), hex::encode(bytes) + "\n").unwrap();
+    }
+}
+
+#[test]
+fn frozen_v1_facade_fixtures_still_load() {
+    for (name, current) in facade_fixtures() {
+        let text = std::fs::read_to_string(fixture_path(name)).unwrap();
+        let frozen = hex::decode(text.trim()).unwrap();
+        assert_eq!(frozen[0], 1, "{name}");
+        assert_eq!(hex::encode(&current), hex::encode(&frozen), "{name}");
+    }
+    let text = std::fs::read_to_string(fixture_path("memory_store_v1.hex")).unwrap();
+    let store = MemoryStore::import(&hex::decode(text.trim()).unwrap()).unwrap();
+    let bob: Address = "bob.5".parse().unwrap();
+    assert!(store.trust(&bob).unwrap().unwrap().is_changed());
+    assert!(
+        store
+            .kyber_last_resort_used(KyberPreKeyId(11), &PublicKey::from_djb_bytes([6; 32]))
+            .unwrap()
+    );
+    assert_eq!(store.pre_key_ids().unwrap(), vec![PreKeyId(100)]);
+}
