@@ -239,6 +239,67 @@ impl ProtocolStore for FlakyStore {
 }
 
 #[test]
+fn memory_store_passes_the_backend_conformance_checks() {
+    spots_signal::store::conformance::check(MemoryStore::new).unwrap();
+    // A backend that loses writes is caught.
+    let failure =
+        spots_signal::store::conformance::check(|| LossyStore(MemoryStore::new())).unwrap_err();
+    assert_eq!(failure.check, "commit then read back");
+}
+
+/// A broken backend: commits report success but drop trust records.
+#[derive(Debug)]
+struct LossyStore(MemoryStore);
+
+impl ProtocolStore for LossyStore {
+    type Error = MemoryStoreError;
+    fn local_identity(&self) -> Result<Option<LocalIdentity>, Self::Error> {
+        self.0.local_identity()
+    }
+    fn session(&self, address: &Address) -> Result<Option<SessionRecord>, Self::Error> {
+        self.0.session(address)
+    }
+    fn pre_key(&self, id: PreKeyId) -> Result<Option<PreKeyRecord>, Self::Error> {
+        self.0.pre_key(id)
+    }
+    fn pre_key_ids(&self) -> Result<Vec<PreKeyId>, Self::Error> {
+        self.0.pre_key_ids()
+    }
+    fn signed_pre_key(
+        &self,
+        id: SignedPreKeyId,
+    ) -> Result<Option<SignedPreKeyRecord>, Self::Error> {
+        self.0.signed_pre_key(id)
+    }
+    fn kyber_pre_key(&self, id: KyberPreKeyId) -> Result<Option<KyberPreKeyRecord>, Self::Error> {
+        self.0.kyber_pre_key(id)
+    }
+    fn one_time_kyber_pre_key_ids(&self) -> Result<Vec<KyberPreKeyId>, Self::Error> {
+        self.0.one_time_kyber_pre_key_ids()
+    }
+    fn kyber_last_resort_used(
+        &self,
+        id: KyberPreKeyId,
+        base: &PublicKey,
+    ) -> Result<bool, Self::Error> {
+        self.0.kyber_last_resort_used(id, base)
+    }
+    fn trust(&self, address: &Address) -> Result<Option<TrustRecord>, Self::Error> {
+        self.0.trust(address)
+    }
+    fn device_list(&self, agent: &AgentId) -> Result<Option<DeviceList>, Self::Error> {
+        self.0.device_list(agent)
+    }
+    fn prekey_state(&self) -> Result<Option<PreKeyState>, Self::Error> {
+        self.0.prekey_state()
+    }
+    fn commit(&mut self, mut changes: Changes) -> Result<(), Self::Error> {
+        changes.trust.clear();
+        self.0.commit(changes)
+    }
+}
+
+#[test]
 fn a_failed_commit_surfaces_and_keeps_the_previous_state() {
     use spots_signal::SignalTransport;
     let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(6);
