@@ -12,6 +12,7 @@ pub mod fingerprint;
 pub mod kem;
 pub mod keys;
 pub mod persist;
+pub mod policy;
 pub mod pqxdh;
 pub mod prekey_lifecycle;
 pub mod ratchet;
@@ -20,6 +21,7 @@ pub mod store;
 pub mod time;
 pub mod transport;
 pub mod trust;
+pub mod validate;
 pub mod wire;
 pub mod xeddsa;
 
