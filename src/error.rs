@@ -24,6 +24,9 @@ pub enum ErrorClass {
     UntrustedIdentity,
     /// There is no usable session (none, or an unacknowledged one that expired).
     SessionNotFound,
+    /// A group message comes from a sender chain the local device does not hold (request the
+    /// sender's seed instead of failing permanently).
+    NoSenderKeyState,
     /// A message names a prekey the local device does not have.
     InvalidPreKeyId,
     /// The peer requires a protocol this configuration does not allow (e.g. X3DH without Kyber).
@@ -52,6 +55,7 @@ impl ErrorClass {
             Self::SessionNotFound => 31,
             Self::InvalidPreKeyId => 32,
             Self::ProtocolNotAllowed => 33,
+            Self::NoSenderKeyState => 34,
             Self::FingerprintVersionMismatch => 40,
             Self::InvalidArgument => 41,
             Self::InvalidState => 42,

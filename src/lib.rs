@@ -12,6 +12,7 @@ pub mod keys;
 pub mod persist;
 pub mod pqxdh;
 pub mod ratchet;
+pub mod sender_keys;
 pub mod session;
 pub mod time;
 pub mod wire;

@@ -1,5 +1,5 @@
 //! Versioned binary encodings of the state a host persists: session records, the identity key
-//! pair and prekey records.
+//! pair, prekey records and sender key records.
 //!
 //! Every encoding is `FORMAT_VERSION || kind || protobuf`. The explicit version byte lets a
 //! future release migrate old blobs instead of misreading them; the kind byte stops a blob of
@@ -9,6 +9,7 @@
 
 mod keys;
 mod proto;
+mod sender_key;
 mod session;
 
 use zeroize::Zeroizing;
@@ -35,6 +36,8 @@ pub enum RecordKind {
     SignedPreKey = 4,
     /// A [`crate::keys::KyberPreKeyRecord`].
     KyberPreKey = 5,
+    /// A [`crate::sender_keys::SenderKeyRecord`].
+    SenderKey = 6,
 }
 
 /// Why stored bytes could not be loaded.
