@@ -37,6 +37,10 @@ pub enum ErrorClass {
     InvalidArgument,
     /// Stored state is inconsistent or cannot be decoded.
     InvalidState,
+    /// Some target devices have no usable session: the host must fetch their bundles.
+    MissingSessions,
+    /// The storage backend failed; the operation changed nothing.
+    StoreError,
 }
 
 impl ErrorClass {
@@ -55,10 +59,12 @@ impl ErrorClass {
             Self::SessionNotFound => 31,
             Self::InvalidPreKeyId => 32,
             Self::ProtocolNotAllowed => 33,
-            Self::NoSenderKeyState => 34,
+            Self::MissingSessions => 34,
+            Self::NoSenderKeyState => 35,
             Self::FingerprintVersionMismatch => 40,
             Self::InvalidArgument => 41,
             Self::InvalidState => 42,
+            Self::StoreError => 43,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Versioned binary encodings of the state a host persists: session records, the identity key
-//! pair, prekey records and sender key records.
+//! pair, prekey records, the facade's records (local identity, trust, device lists, prekey
+//! bookkeeping), whole [`crate::store::MemoryStore`] exports and sender key records.
 //!
 //! Every encoding is `FORMAT_VERSION || kind || protobuf`. The explicit version byte lets a
 //! future release migrate old blobs instead of misreading them; the kind byte stops a blob of
@@ -8,9 +9,13 @@
 //! returned in [`Zeroizing`] buffers and must be encrypted at rest by the host.
 
 mod keys;
+mod local;
 mod proto;
 mod sender_key;
 mod session;
+mod store;
+
+pub(crate) use store::{export_store, import_store};
 
 use zeroize::Zeroizing;
 
@@ -36,8 +41,18 @@ pub enum RecordKind {
     SignedPreKey = 4,
     /// A [`crate::keys::KyberPreKeyRecord`].
     KyberPreKey = 5,
+    /// A [`crate::store::LocalIdentity`].
+    LocalIdentity = 6,
+    /// A [`crate::trust::TrustRecord`].
+    Trust = 7,
+    /// A [`crate::devices::DeviceList`].
+    DeviceList = 8,
+    /// A [`crate::prekey_lifecycle::PreKeyState`].
+    PreKeyState = 9,
+    /// A whole [`crate::store::MemoryStore`].
+    Store = 10,
     /// A [`crate::sender_keys::SenderKeyRecord`].
-    SenderKey = 6,
+    SenderKey = 11,
 }
 
 /// Why stored bytes could not be loaded.

@@ -1,4 +1,4 @@
-//! Encoding of `SenderKeyRecord` (kind 6).
+//! Encoding of `SenderKeyRecord` (kind 11).
 
 use prost::Message;
 use zeroize::Zeroizing;
@@ -161,11 +161,11 @@ mod tests {
             assert_eq!(&SenderKeyRecord::from_record_bytes(&bytes).unwrap(), record);
         }
         assert_eq!(theirs.current().unwrap().skipped_key_count(), 3);
-        assert!(SenderKeyRecord::from_record_bytes(&[1, 6, 0xff]).is_err());
+        assert!(SenderKeyRecord::from_record_bytes(&[1, 11, 0xff]).is_err());
         assert_eq!(
             SenderKeyRecord::from_record_bytes(&[1, 1]),
             Err(PersistError::WrongKind {
-                expected: 6,
+                expected: 11,
                 got: 1
             })
         );

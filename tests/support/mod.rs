@@ -11,6 +11,7 @@
 
 pub mod device;
 pub mod dm;
+pub mod party;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
