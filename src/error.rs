@@ -16,6 +16,8 @@ pub enum ErrorClass {
     InvalidMessage,
     /// A message was already decrypted (its key is gone).
     DuplicateMessage,
+    /// A community message's epoch no longer accepts it (rotation rules).
+    EpochRejected,
     /// A message uses a protocol version older than this implementation supports.
     LegacyVersion,
     /// A message uses a protocol version newer than this implementation knows.
@@ -55,6 +57,7 @@ impl ErrorClass {
             Self::DuplicateMessage => 21,
             Self::LegacyVersion => 22,
             Self::UnrecognizedVersion => 23,
+            Self::EpochRejected => 24,
             Self::UntrustedIdentity => 30,
             Self::SessionNotFound => 31,
             Self::InvalidPreKeyId => 32,

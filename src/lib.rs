@@ -6,7 +6,9 @@
 
 pub mod address;
 mod cipher;
+pub mod community;
 pub mod devices;
+pub mod envelope;
 pub mod error;
 pub mod fingerprint;
 pub mod kem;
