@@ -230,6 +230,19 @@ impl ProtocolStore for FlakyStore {
     fn prekey_state(&self) -> Result<Option<PreKeyState>, DiskFull> {
         Ok(self.inner.prekey_state().unwrap())
     }
+    fn sender_key(
+        &self,
+        sender: &Address,
+        key_id: spots_signal::community::EpochId,
+    ) -> Result<Option<spots_signal::sender_keys::SenderKeyRecord>, DiskFull> {
+        Ok(self.inner.sender_key(sender, key_id).unwrap())
+    }
+    fn community(
+        &self,
+        id: spots_signal::community::CommunityId,
+    ) -> Result<Option<spots_signal::community::CommunityState>, DiskFull> {
+        Ok(self.inner.community(id).unwrap())
+    }
     fn commit(&mut self, changes: Changes) -> Result<(), DiskFull> {
         if self.fail_commits {
             return Err(DiskFull);

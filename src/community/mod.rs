@@ -17,7 +17,9 @@
 
 mod blob;
 mod epoch;
+mod facade;
 mod ids;
+pub mod share;
 mod state;
 
 pub use blob::{
@@ -26,7 +28,9 @@ pub use blob::{
     decrypt_sender_chain_blob, encrypt_epoch_blob, encrypt_sender_chain_blob, validate_blob,
 };
 pub use epoch::EpochKey;
+pub use facade::{GroupError, GroupReceive, OpenedShare};
 pub use ids::{CommunityId, EpochId};
+pub(crate) use state::EpochEntry;
 pub use state::{
     CommunityError, CommunityState, EpochAction, EpochInfo, MAX_EPOCHS, MAX_PENDING_REPAIRS,
     PendingRepair, REPAIR_RETRY_AFTER, RotationKind, observe_epoch,

@@ -200,6 +200,21 @@ pub fn create_distribution_message<R: CryptoRng + ?Sized>(
     Ok((updated, message))
 }
 
+/// The distribution message of our newest own chain at its current iteration (what a repair
+/// answer carries), without creating anything. Consumes no randomness.
+pub fn current_distribution_message(
+    record: &SenderKeyRecord,
+    distribution_id: Uuid,
+) -> Result<SenderKeyDistributionMessage, SenderKeyError> {
+    let state = record
+        .current()
+        .ok_or(SenderKeyError::NoSenderKeyState { distribution_id })?;
+    if !state.is_own_chain() {
+        return Err(SenderKeyError::NotOwnChain);
+    }
+    Ok(distribution_message(distribution_id, state))
+}
+
 /// Replaces our own chain with a fresh one (new chain id, chain key and signing key) within
 /// the same distribution id, e.g. after a suspected compromise, and returns its distribution
 /// message. Receivers keep the old chain (up to [`MAX_SENDER_KEY_STATES`]) for late messages.
