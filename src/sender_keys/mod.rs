@@ -11,6 +11,7 @@
 //! failed operation leaves state untouched and the caller persists only on `Ok`.
 
 mod chain;
+mod facade;
 mod record;
 
 pub use chain::{SenderChainKey, SenderMessageKey};
