@@ -306,6 +306,19 @@ impl ProtocolStore for LossyStore {
     fn prekey_state(&self) -> Result<Option<PreKeyState>, Self::Error> {
         self.0.prekey_state()
     }
+    fn sender_key(
+        &self,
+        sender: &Address,
+        key_id: spots_signal::community::EpochId,
+    ) -> Result<Option<spots_signal::sender_keys::SenderKeyRecord>, Self::Error> {
+        self.0.sender_key(sender, key_id)
+    }
+    fn community(
+        &self,
+        id: spots_signal::community::CommunityId,
+    ) -> Result<Option<spots_signal::community::CommunityState>, Self::Error> {
+        self.0.community(id)
+    }
     fn commit(&mut self, mut changes: Changes) -> Result<(), Self::Error> {
         changes.trust.clear();
         self.0.commit(changes)
