@@ -5,6 +5,7 @@ bench_main() {
   local name="${1:-core}"
   case "$name" in
     core) step "cargo bench (core)" cargo bench -p spots-signal --bench core ;;
+    community) step "cargo bench (community)" cargo bench -p spots-signal --bench community ;;
     *) die "unknown benchmark: $name" ;;
   esac
 }
