@@ -101,18 +101,22 @@ test_pgtap() {
   local out
   out="$(mktemp)"
   load_secrets
-  step "pg_prove supabase/tests/database" env PGHOST=127.0.0.1 PGPORT="$PG_PORT" PGUSER=postgres \
-    PGPASSWORD="$PG_SUPERUSER_PASSWORD" PGDATABASE="$DB_NAME" \
-    bash -c 'pg_prove --verbose "$1"/supabase/tests/database/*.sql >"$2" 2>&1' _ "$ROOT" "$out" || true
+  # shellcheck source=scripts/keyserver_db.sh
+  source "$ROOT/scripts/keyserver_db.sh"
+  step "pg_prove supabase/tests/database" ks_prove "$DB_NAME" "$out" "$ROOT"/supabase/tests/database/*.sql
+  step "upgrade: baseline + production data -> every migration (supabase/tests/upgrade)" keyserver_upgrade_test "$out"
   local passed failed
   passed=$(grep -cE '^\s*ok [0-9]+' "$out" || true)
   failed=$(grep -cE '^\s*not ok [0-9]+' "$out" || true)
-  if ! grep -q '^Result: PASS' "$out"; then
+  if grep -qE '^Result: (FAIL|NOTESTS)' "$out" || ! grep -q '^Result: PASS' "$out"; then
     grep -vE '^\s*ok [0-9]+' "$out" | tail -40 >&2
     ((failed > 0)) || failed=1
+  elif ((failed > 0)); then
+    grep -E '^\s*not ok' "$out" >&2
   fi
   rm -f "$out"
   record "pgTAP" "$passed" "$failed"
+  run_check "supabase db advisors (no security findings)" keyserver_advisors
 }
 
 test_main() {

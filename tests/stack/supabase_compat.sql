@@ -36,11 +36,15 @@ create extension if not exists pgcrypto with schema extensions;
 create extension if not exists "uuid-ossp" with schema extensions;
 create extension if not exists pgtap with schema extensions;
 create extension if not exists dblink with schema extensions;
+-- pg_cron as hosted Supabase installs it: in pg_catalog (its objects live in schema cron), and
+-- only in the database the scheduler reads (cron.database_name), so the bootstrap can also
+-- prepare scratch databases (upgrade tests, benchmarks) where pg_cron is absent.
 do $$
 begin
   if exists (select 1 from pg_available_extensions where name = 'pg_cron')
-     and current_setting('shared_preload_libraries', true) like '%pg_cron%' then
-    create extension if not exists pg_cron;
+     and current_setting('shared_preload_libraries', true) like '%pg_cron%'
+     and current_database() = current_setting('cron.database_name', true) then
+    create extension if not exists pg_cron with schema pg_catalog;
     grant usage on schema cron to postgres;
   end if;
 end
