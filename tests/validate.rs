@@ -302,3 +302,64 @@ fn non_signal_and_tampered_framing_is_refused() {
         "not_signal_message"
     );
 }
+
+#[test]
+fn shares_are_signal_messages_and_nothing_else() {
+    use spots_signal::community::share::ShareKind;
+    use spots_signal::community::{CommunityId, RotationKind};
+    let mut alice = Party::new("alice.1", 11);
+    let mut bob = Party::new("bob.1", 13);
+    let id = CommunityId::random(&mut alice.rng);
+    let (_, payload) = alice
+        .transport
+        .rotate_community(id, RotationKind::Hard, Duration::ZERO, T0, &mut alice.rng)
+        .unwrap();
+    let rows = alice
+        .transport
+        .create_shares(
+            &[(bob.address(), Some(bob.fetch_bundle()))],
+            &payload,
+            T0,
+            &mut alice.rng,
+        )
+        .unwrap();
+    let row = &rows[0];
+    assert_eq!(
+        validate::share("signal_protocol", "epoch_key_v1", 3, &row.body),
+        Ok(ShareKind::EpochKeyV1)
+    );
+    // The plaintext payload itself (a "plaintext share"), under any type.
+    let plaintext = payload.encode();
+    for t in [2u8, 3] {
+        assert_eq!(
+            validate::share("signal_protocol", "epoch_key_v1", t, &plaintext)
+                .unwrap_err()
+                .code(),
+            "malformed_message"
+        );
+    }
+    assert_eq!(
+        validate::share("plaintext", "epoch_key_v1", 3, &row.body)
+            .unwrap_err()
+            .code(),
+        "invalid_share"
+    );
+    assert_eq!(
+        validate::share("signal_protocol", "raw_key", 3, &row.body)
+            .unwrap_err()
+            .code(),
+        "invalid_share"
+    );
+    assert_eq!(
+        validate::share("signal_protocol", "epoch_key_v1", 8, &row.body)
+            .unwrap_err()
+            .code(),
+        "not_signal_message"
+    );
+    let mut smuggled = row.body.clone();
+    smuggled.extend_from_slice(&[0x7a, 0x01, 0x00]);
+    assert_eq!(
+        validate::share("signal_protocol", "epoch_key_v1", 3, &smuggled).unwrap_err(),
+        ValidateError::NotCanonical
+    );
+}

@@ -7,9 +7,11 @@
 //! [`code`](ValidateError::code) is a stable snake_case string for JSON answers.
 
 mod message;
+mod share;
 mod upload;
 
 pub use message::{MAX_SIGNAL_MESSAGE_BYTES, MessageInfo, signal_message};
+pub use share::share;
 pub use upload::{
     KEY_DIGEST_LABEL, MAX_BUNDLE_LIFETIME, MAX_KEY_ID, MAX_ONE_TIME_BUNDLES_PER_UPLOAD,
     MAX_REGISTRATION_ID, MAX_UPLOAD_JSON_BYTES, MIN_BUNDLE_LIFETIME, ValidatedUpload,

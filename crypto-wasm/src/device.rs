@@ -1,0 +1,616 @@
+//! `Device`: one SPOTS device (the core's `SignalTransport` over a `MemoryStore`) for web tools
+//! and tests. Every method converts its arguments, calls one facade operation with fresh OS
+//! randomness and the caller's clock, and converts the result; state lives only in the store.
+
+use core::time::Duration;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{SeedableRng, TryRng};
+use serde::{Deserialize, Serialize};
+use spots_signal::community::share::ShareRow;
+use spots_signal::community::{
+    CommunityId, EpochId, EpochInfo, GroupReceive, OpenedShare, RotationKind,
+};
+use spots_signal::pqxdh::PreKeyBundle;
+use spots_signal::transport::{OutgoingMessage, TransportConfig};
+use spots_signal::{
+    Address, AgentId, DeviceId, DeviceTarget, ErrorClass, MemoryStore, SignalTransport,
+};
+use wasm_bindgen::prelude::*;
+
+use crate::bytes::Bytes;
+use crate::error::{core, from_js, invalid_argument, js_error, to_js};
+use crate::sealed::{self, SealError};
+use crate::validator::timestamp;
+
+/// Fresh randomness for one operation: a ChaCha20 stream seeded from the OS
+/// (`crypto.getRandomValues` in WASM). Failing to read it is an error, never a panic.
+fn rng() -> Result<ChaCha20Rng, JsValue> {
+    let mut seed = [0u8; 32];
+    getrandom::SysRng
+        .try_fill_bytes(&mut seed)
+        .map_err(|e| js_error("randomness_unavailable", None, &e.to_string()))?;
+    Ok(ChaCha20Rng::from_seed(seed))
+}
+
+fn address(agent_id: &str, device_id: u32) -> Result<Address, JsValue> {
+    let agent = AgentId::new(agent_id).map_err(|e| invalid_argument(&e.to_string()))?;
+    let device = DeviceId::new(device_id).map_err(|e| invalid_argument(&e.to_string()))?;
+    Ok(Address::new(agent, device))
+}
+
+fn fail<E: core::fmt::Display>(class: ErrorClass) -> impl Fn(E) -> JsValue {
+    move |e| core(class, &e.to_string())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadyJs {
+    needs_upload: bool,
+    identity_created: bool,
+    upload: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OutgoingJs {
+    agent_id: String,
+    device_id: u32,
+    message_type: u8,
+    body: Bytes,
+}
+
+impl From<OutgoingMessage> for OutgoingJs {
+    fn from(message: OutgoingMessage) -> Self {
+        Self {
+            agent_id: message.destination.agent_id.to_string(),
+            device_id: message.destination.device_id.get(),
+            message_type: message.message_type as u8,
+            body: Bytes(message.body),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DecryptedJs {
+    plaintext: Bytes,
+    identity_changed: bool,
+    new_session: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BundleOutcomeJs {
+    identity_changed: bool,
+    new_device: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EpochJs {
+    key_id: String,
+    rotated_at_ms: f64,
+    rotation: String,
+    #[serde(default)]
+    grace_until_ms: Option<f64>,
+}
+
+impl EpochJs {
+    #[allow(clippy::cast_precision_loss)]
+    fn from_info(info: &EpochInfo) -> Self {
+        Self {
+            key_id: info.key_id.to_string(),
+            rotated_at_ms: info.rotated_at.as_millis() as f64,
+            rotation: info.rotation.as_str().to_owned(),
+            grace_until_ms: info.grace_until.map(|t| t.as_millis() as f64),
+        }
+    }
+
+    fn to_info(&self) -> Result<EpochInfo, JsValue> {
+        Ok(EpochInfo {
+            key_id: epoch_id(&self.key_id)?,
+            rotated_at: timestamp(self.rotated_at_ms)?,
+            rotation: RotationKind::parse(&self.rotation)
+                .ok_or_else(|| invalid_argument("rotation is soft or hard"))?,
+            grace_until: self.grace_until_ms.map(timestamp).transpose()?,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RecipientJs {
+    agent_id: String,
+    device_id: u32,
+    #[serde(default)]
+    bundle: Option<PreKeyBundle>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ShareJs {
+    community_id: String,
+    key_id: String,
+    from_agent_id: String,
+    from_device_id: u32,
+    to_agent_id: String,
+    to_device_id: u32,
+    encryption_type: &'static str,
+    share_kind: &'static str,
+    message_type: u8,
+    body: Bytes,
+}
+
+impl From<ShareRow> for ShareJs {
+    fn from(row: ShareRow) -> Self {
+        Self {
+            community_id: row.community_id.to_string(),
+            key_id: row.key_id.to_string(),
+            from_agent_id: row.from.agent_id.to_string(),
+            from_device_id: row.from.device_id.get(),
+            to_agent_id: row.to.agent_id.to_string(),
+            to_device_id: row.to.device_id.get(),
+            encryption_type: row.encryption_type(),
+            share_kind: row.share_kind.as_str(),
+            message_type: row.message_type as u8,
+            body: Bytes(row.body),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RotationJs {
+    epoch: EpochJs,
+    shares: Vec<ShareJs>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IncomingShareJs {
+    from_agent_id: String,
+    from_device_id: u32,
+    community_id: String,
+    key_id: String,
+    encryption_type: String,
+    share_kind: String,
+    message_type: u8,
+    body: Bytes,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OpenedShareJs {
+    from_agent_id: String,
+    from_device_id: u32,
+    community_id: String,
+    key_id: String,
+    share_kind: &'static str,
+    first_for_community: bool,
+}
+
+impl From<OpenedShare> for OpenedShareJs {
+    fn from(opened: OpenedShare) -> Self {
+        Self {
+            from_agent_id: opened.from.agent_id.to_string(),
+            from_device_id: opened.from.device_id.get(),
+            community_id: opened.community_id.to_string(),
+            key_id: opened.key_id.to_string(),
+            share_kind: opened.kind.as_str(),
+            first_for_community: opened.first_for_community,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum GroupReceiveJs {
+    #[serde(rename_all = "camelCase")]
+    Message {
+        plaintext: Bytes,
+        key_id: String,
+        sent_at_ms: f64,
+    },
+    #[serde(rename_all = "camelCase")]
+    MissingSeed {
+        agent_id: String,
+        device_id: u32,
+        request: Bytes,
+    },
+}
+
+fn community_id(text: &str) -> Result<CommunityId, JsValue> {
+    text.parse()
+        .map_err(|_| invalid_argument("community id is a UUID"))
+}
+
+fn epoch_id(text: &str) -> Result<EpochId, JsValue> {
+    text.parse()
+        .map_err(|_| invalid_argument("key id is a UUID"))
+}
+
+/// A SPOTS device: identity, prekeys, sessions, trust, device lists and community state, held
+/// in memory; export it sealed under a key to keep it.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct Device {
+    inner: SignalTransport<MemoryStore>,
+}
+
+#[wasm_bindgen]
+impl Device {
+    /// A new device with an empty store; call `ensureReady` to create its keys.
+    pub fn create(agent_id: &str, device_id: u32) -> Result<Device, JsValue> {
+        Ok(Self {
+            inner: SignalTransport::with_config(
+                MemoryStore::new(),
+                address(agent_id, device_id)?,
+                TransportConfig::default(),
+            ),
+        })
+    }
+
+    /// The agent id.
+    #[wasm_bindgen(getter, js_name = agentId)]
+    pub fn agent_id(&self) -> String {
+        self.inner.local_address().agent_id.to_string()
+    }
+
+    /// The device id.
+    #[wasm_bindgen(getter, js_name = deviceId)]
+    pub fn device_id(&self) -> u32 {
+        self.inner.local_address().device_id.get()
+    }
+
+    /// Creates the identity on first use, rotates and replenishes prekeys; returns the upload
+    /// JSON (`PublishPlan`) and whether it needs uploading.
+    #[wasm_bindgen(js_name = ensureReady, unchecked_return_type = "ReadyResult")]
+    pub fn ensure_ready(&mut self, now_ms: f64) -> Result<JsValue, JsValue> {
+        let report = self
+            .inner
+            .ensure_ready(timestamp(now_ms)?, &mut rng()?)
+            .map_err(|e| core(e.class(), &e.to_string()))?;
+        to_js(&ReadyJs {
+            needs_upload: report.needs_upload(),
+            identity_created: report.rotation.identity_created,
+            upload: report.plan.to_json(),
+        })
+    }
+
+    /// The long-lived keys and every one-time key still held, as upload JSON (drift repair).
+    #[wasm_bindgen(js_name = currentUpload)]
+    pub fn current_upload(&self) -> Result<String, JsValue> {
+        self.inner
+            .current_publish_plan()
+            .map(|plan| plan.to_json())
+            .map_err(|e| core(e.class(), &e.to_string()))
+    }
+
+    /// This device's 33-byte identity key.
+    #[wasm_bindgen(js_name = identityKey)]
+    pub fn identity_key(&self) -> Result<Vec<u8>, JsValue> {
+        self.inner
+            .current_publish_plan()
+            .map(|plan| plan.identity_key.serialize().to_vec())
+            .map_err(|e| core(e.class(), &e.to_string()))
+    }
+
+    /// Starts a session with `agentId.deviceId` from a fetched bundle (the stored JSON object).
+    #[wasm_bindgen(js_name = processBundle, unchecked_return_type = "BundleOutcome")]
+    pub fn process_bundle(
+        &mut self,
+        agent_id: &str,
+        device_id: u32,
+        #[wasm_bindgen(unchecked_param_type = "PreKeyBundleJson")] bundle: JsValue,
+        now_ms: f64,
+    ) -> Result<JsValue, JsValue> {
+        let bundle: PreKeyBundle = from_js(bundle, "bundle")?;
+        let outcome = self
+            .inner
+            .process_bundle(
+                &address(agent_id, device_id)?,
+                &bundle,
+                timestamp(now_ms)?,
+                &mut rng()?,
+            )
+            .map_err(|e| core(e.class(), &e.to_string()))?;
+        to_js(&BundleOutcomeJs {
+            identity_changed: outcome.identity_changed,
+            new_device: outcome.new_device,
+        })
+    }
+
+    /// Encrypts to one device (`target` a number) or every device of the agent plus our own
+    /// other devices (`"all"`). All or nothing.
+    #[wasm_bindgen(unchecked_return_type = "OutgoingMessage[]")]
+    pub fn encrypt(
+        &mut self,
+        agent_id: &str,
+        #[wasm_bindgen(unchecked_param_type = "number | \"all\"")] target: JsValue,
+        plaintext: &[u8],
+        now_ms: f64,
+    ) -> Result<JsValue, JsValue> {
+        let agent = AgentId::new(agent_id).map_err(|e| invalid_argument(&e.to_string()))?;
+        let target = if target.as_string().as_deref() == Some("all") {
+            DeviceTarget::All
+        } else {
+            let id = target
+                .as_f64()
+                .filter(|n| n.fract() == 0.0 && (1.0..=127.0).contains(n))
+                .ok_or_else(|| invalid_argument("target is a device id 1..127 or \"all\""))?;
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            DeviceTarget::One(
+                DeviceId::new(id as u32).map_err(|e| invalid_argument(&e.to_string()))?,
+            )
+        };
+        let out = self
+            .inner
+            .encrypt_to_agent(&agent, target, plaintext, timestamp(now_ms)?)
+            .map_err(|e| core(e.class(), &e.to_string()))?;
+        to_js(&out.into_iter().map(OutgoingJs::from).collect::<Vec<_>>())
+    }
+
+    /// Decrypts a Signal message (type 2 or 3) from `agentId.deviceId`.
+    #[wasm_bindgen(unchecked_return_type = "Decrypted")]
+    pub fn decrypt(
+        &mut self,
+        agent_id: &str,
+        device_id: u32,
+        message_type: u8,
+        body: &[u8],
+        now_ms: f64,
+    ) -> Result<JsValue, JsValue> {
+        let decrypted = self
+            .inner
+            .decrypt_from_agent(
+                &address(agent_id, device_id)?,
+                message_type,
+                body,
+                timestamp(now_ms)?,
+                &mut rng()?,
+            )
+            .map_err(|e| core(e.class(), &e.to_string()))?;
+        to_js(&DecryptedJs {
+            plaintext: Bytes(decrypted.plaintext.to_vec()),
+            identity_changed: decrypted.identity_changed,
+            new_session: decrypted.new_session,
+        })
+    }
+
+    /// Approves the newest identity key of `agentId.deviceId` (after an identity change).
+    #[wasm_bindgen(js_name = approveIdentity)]
+    pub fn approve_identity(&mut self, agent_id: &str, device_id: u32) -> Result<(), JsValue> {
+        self.inner
+            .approve_identity(&address(agent_id, device_id)?)
+            .map(|_| ())
+            .map_err(|e| core(e.class(), &e.to_string()))
+    }
+
+    /// Replaces the known device list of an agent (from the server).
+    #[wasm_bindgen(js_name = updateDeviceList)]
+    pub fn update_device_list(&mut self, agent_id: &str, devices: Vec<u32>) -> Result<(), JsValue> {
+        let agent = AgentId::new(agent_id).map_err(|e| invalid_argument(&e.to_string()))?;
+        let devices = devices
+            .into_iter()
+            .map(DeviceId::new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid_argument(&e.to_string()))?;
+        self.inner
+            .update_device_list(&agent, &devices)
+            .map(|_| ())
+            .map_err(|e| core(e.class(), &e.to_string()))
+    }
+
+    /// The safety number with `agentId.deviceId`.
+    #[wasm_bindgen(js_name = safetyNumber, unchecked_return_type = "SafetyNumber")]
+    pub fn safety_number(&self, agent_id: &str, device_id: u32) -> Result<JsValue, JsValue> {
+        let fingerprint = self
+            .inner
+            .safety_number(&address(agent_id, device_id)?)
+            .map_err(|e| core(e.class(), &e.to_string()))?;
+        to_js(&serde_json::json!({
+            "displayable": fingerprint.display.to_string(),
+        }))
+        .and_then(|object| {
+            let scannable = js_sys::Uint8Array::from(fingerprint.scannable.serialize().as_slice());
+            js_sys::Reflect::set(&object, &"scannable".into(), &scannable)?;
+            Ok(object)
+        })
+    }
+
+    /// Starts a new epoch of a community (`kind` soft or hard, `graceMs` for soft) and seals its
+    /// key for every recipient device (with a bundle where there is no session yet).
+    #[wasm_bindgen(js_name = communityRotate, unchecked_return_type = "CommunityRotation")]
+    pub fn community_rotate(
+        &mut self,
+        community: &str,
+        kind: &str,
+        grace_ms: f64,
+        #[wasm_bindgen(unchecked_param_type = "ShareRecipient[]")] recipients: JsValue,
+        now_ms: f64,
+    ) -> Result<JsValue, JsValue> {
+        let id = community_id(community)?;
+        let rotation =
+            RotationKind::parse(kind).ok_or_else(|| invalid_argument("kind is soft or hard"))?;
+        let grace = Duration::from_millis(timestamp(grace_ms)?.as_millis());
+        let recipients: Vec<RecipientJs> = from_js(recipients, "recipients")?;
+        let recipients = recipients
+            .into_iter()
+            .map(|r| Ok((address(&r.agent_id, r.device_id)?, r.bundle)))
+            .collect::<Result<Vec<_>, JsValue>>()?;
+        let now = timestamp(now_ms)?;
+        let mut rng = rng()?;
+        let (info, payload) = self
+            .inner
+            .rotate_community(id, rotation, grace, now, &mut rng)
+            .map_err(|e| core(e.class(), &e.to_string()))?;
+        let shares = self
+            .inner
+            .create_shares(&recipients, &payload, now, &mut rng)
+            .map_err(|e| core(e.class(), &e.to_string()))?;
+        to_js(&RotationJs {
+            epoch: EpochJs::from_info(&info),
+            shares: shares.into_iter().map(ShareJs::from).collect(),
+        })
+    }
+
+    /// Records the community's epoch rows (oldest first).
+    #[wasm_bindgen(js_name = communityApplyEpochs)]
+    pub fn community_apply_epochs(
+        &mut self,
+        community: &str,
+        #[wasm_bindgen(unchecked_param_type = "CommunityEpoch[]")] epochs: JsValue,
+    ) -> Result<(), JsValue> {
+        let epochs: Vec<EpochJs> = from_js(epochs, "epochs")?;
+        let rows = epochs
+            .iter()
+            .map(EpochJs::to_info)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.inner
+            .apply_epoch_rows(community_id(community)?, &rows)
+            .map(|_| ())
+            .map_err(|e| core(e.class(), &e.to_string()))
+    }
+
+    /// Opens a share addressed to this device.
+    #[wasm_bindgen(js_name = communityOpenShare, unchecked_return_type = "OpenedShare")]
+    pub fn community_open_share(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "IncomingShare")] share: JsValue,
+        now_ms: f64,
+    ) -> Result<JsValue, JsValue> {
+        let share: IncomingShareJs = from_js(share, "share")?;
+        let opened = self
+            .inner
+            .open_share_columns(
+                &address(&share.from_agent_id, share.from_device_id)?,
+                community_id(&share.community_id)?,
+                epoch_id(&share.key_id)?,
+                &share.encryption_type,
+                &share.share_kind,
+                share.message_type,
+                &share.body.0,
+                timestamp(now_ms)?,
+                &mut rng()?,
+            )
+            .map_err(|e| core(e.class(), &e.to_string()))?;
+        to_js(&OpenedShareJs::from(opened))
+    }
+
+    /// Makes `keyId` the epoch this device sends in.
+    #[wasm_bindgen(js_name = communityStartUsing)]
+    pub fn community_start_using(&mut self, community: &str, key_id: &str) -> Result<(), JsValue> {
+        self.inner
+            .start_using_epoch(community_id(community)?, epoch_id(key_id)?)
+            .map_err(|e| core(e.class(), &e.to_string()))
+    }
+
+    /// Encrypts a community message (a blob for `community_message_blobs`).
+    #[wasm_bindgen(js_name = communityEncrypt)]
+    pub fn community_encrypt(
+        &mut self,
+        community: &str,
+        payload: &[u8],
+        now_ms: f64,
+    ) -> Result<Vec<u8>, JsValue> {
+        self.inner
+            .community_encrypt(
+                community_id(community)?,
+                payload,
+                timestamp(now_ms)?,
+                &mut rng()?,
+            )
+            .map_err(|e| core(e.class(), &e.to_string()))
+    }
+
+    /// Decrypts a community blob from `agentId.deviceId`; a missing sender chain comes back as
+    /// `{kind: "missing_seed", ...}` with the repair request to send.
+    #[wasm_bindgen(js_name = communityDecrypt, unchecked_return_type = "CommunityReceive")]
+    pub fn community_decrypt(
+        &mut self,
+        community: &str,
+        agent_id: &str,
+        device_id: u32,
+        blob: &[u8],
+        now_ms: f64,
+    ) -> Result<JsValue, JsValue> {
+        let received = self
+            .inner
+            .community_decrypt(
+                community_id(community)?,
+                &address(agent_id, device_id)?,
+                blob,
+                timestamp(now_ms)?,
+            )
+            .map_err(|e| core(e.class(), &e.to_string()))?;
+        #[allow(clippy::cast_precision_loss)]
+        let out = match received {
+            GroupReceive::Message { header, plaintext } => GroupReceiveJs::Message {
+                plaintext: Bytes(plaintext.to_vec()),
+                key_id: header.key_id.to_string(),
+                sent_at_ms: header.sent_at.as_millis() as f64,
+            },
+            GroupReceive::MissingSeed { to, request } => GroupReceiveJs::MissingSeed {
+                agent_id: to.agent_id.to_string(),
+                device_id: to.device_id.get(),
+                request: Bytes(
+                    request
+                        .encode()
+                        .map_err(fail(ErrorClass::InvalidMessage))?
+                        .to_vec(),
+                ),
+            },
+        };
+        to_js(&out)
+    }
+
+    /// The whole state (every private key), sealed with AES-256-GCM under `key` (32 bytes) and
+    /// bound to this device's address.
+    #[wasm_bindgen(js_name = exportState)]
+    pub fn export_state(&self, key: &[u8]) -> Result<Vec<u8>, JsValue> {
+        let mut nonce = [0u8; 12];
+        getrandom::SysRng
+            .try_fill_bytes(&mut nonce)
+            .map_err(|e| js_error("randomness_unavailable", None, &e.to_string()))?;
+        let plaintext = self.inner.store().export();
+        sealed::seal(key, self.inner.local_address(), nonce, &plaintext).map_err(seal_error)
+    }
+
+    /// Opens a state sealed by `exportState` for the same `agentId.deviceId` and key.
+    #[wasm_bindgen(js_name = importState)]
+    pub fn import_state(
+        sealed_state: &[u8],
+        key: &[u8],
+        agent_id: &str,
+        device_id: u32,
+    ) -> Result<Device, JsValue> {
+        let local = address(agent_id, device_id)?;
+        let plaintext = sealed::open(key, &local, sealed_state).map_err(seal_error)?;
+        let store = MemoryStore::import(&plaintext).map_err(fail(ErrorClass::InvalidState))?;
+        Ok(Self {
+            inner: SignalTransport::with_config(store, local, TransportConfig::default()),
+        })
+    }
+}
+
+fn seal_error(error: SealError) -> JsValue {
+    match error {
+        SealError::KeyLength => invalid_argument("the state key is 32 bytes"),
+        SealError::Truncated => js_error(
+            "invalid_state",
+            Some(ErrorClass::InvalidState),
+            "sealed state is truncated",
+        ),
+        SealError::Version(v) => js_error(
+            "unsupported_version",
+            Some(ErrorClass::InvalidState),
+            &format!("sealed state version {v} is not supported"),
+        ),
+        SealError::Authentication => js_error(
+            "authentication_failed",
+            Some(ErrorClass::InvalidState),
+            "sealed state does not open with this key for this device",
+        ),
+    }
+}
