@@ -2,9 +2,19 @@
 // /functions/v1/<name>, the URL scheme hosted Supabase uses. Not deployed (underscore folder).
 
 import { handler as health } from "../health/handler.ts";
+import { handler as prekeys } from "../prekeys/handler.ts";
+import { handler as dm } from "../dm/handler.ts";
+import { handler as communityKeys } from "../community-keys/handler.ts";
+import { handler as ops } from "../ops/handler.ts";
 import { errorResponse, HttpError } from "../_shared/http.ts";
 
-const functions: Record<string, (req: Request) => Promise<Response>> = { health };
+const functions: Record<string, (req: Request) => Promise<Response>> = {
+  health,
+  prekeys,
+  dm,
+  "community-keys": communityKeys,
+  ops,
+};
 
 const port = Number(Deno.env.get("SPOTS_GATEWAY_PORT") ?? "54321");
 

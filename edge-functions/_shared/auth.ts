@@ -1,0 +1,73 @@
+// Supabase JWT verification: HS256 with the project's secret (as local Supabase issues them),
+// nothing else. Expired, unsigned (alg "none") and otherwise-signed tokens are refused; the
+// `role` claim decides which Postgres role a request may assume.
+
+import { errors, jwtVerify } from "jose";
+import { HttpError } from "./http.ts";
+import type { Role } from "./db.ts";
+
+export type Caller = {
+  role: Role;
+  /** auth.users id (`sub`) for authenticated callers, else null. */
+  userId: string | null;
+  claims: Record<string, unknown>;
+};
+
+let secretKey: Uint8Array | null = null;
+
+function secret(): Uint8Array {
+  if (secretKey) return secretKey;
+  const text = Deno.env.get("SPOTS_JWT_SECRET");
+  if (!text || text.length < 32) throw new Error("SPOTS_JWT_SECRET is not set (32+ characters)");
+  secretKey = new TextEncoder().encode(text);
+  return secretKey;
+}
+
+const ROLES = new Set<Role>(["anon", "authenticated", "service_role"]);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Verifies the bearer token of a request. */
+export async function authenticate(req: Request): Promise<Caller> {
+  const header = req.headers.get("authorization") ?? "";
+  const match = header.match(/^Bearer\s+([A-Za-z0-9._~+/=-]+)$/i);
+  if (!match) throw new HttpError(401, "missing_token", "a Bearer token is required");
+  let claims: Record<string, unknown>;
+  try {
+    const verified = await jwtVerify(match[1], secret(), {
+      algorithms: ["HS256"],
+      requiredClaims: ["exp"],
+      clockTolerance: 5,
+    });
+    claims = verified.payload as Record<string, unknown>;
+  } catch (error) {
+    if (error instanceof errors.JWTExpired) {
+      throw new HttpError(401, "token_expired", "the token has expired");
+    }
+    throw new HttpError(401, "invalid_token", "the token is not valid");
+  }
+  const role = claims.role as Role;
+  if (!ROLES.has(role)) throw new HttpError(401, "invalid_token", "the token has no valid role");
+  const sub = typeof claims.sub === "string" && UUID.test(claims.sub) ? claims.sub : null;
+  if (role === "authenticated" && !sub) {
+    throw new HttpError(401, "invalid_token", "the token has no valid subject");
+  }
+  return { role, userId: role === "authenticated" ? sub : null, claims };
+}
+
+/** A signed-in user: its id. */
+export async function authenticateUser(req: Request): Promise<Caller & { userId: string }> {
+  const caller = await authenticate(req);
+  if (caller.role !== "authenticated" || !caller.userId) {
+    throw new HttpError(403, "forbidden", "a signed-in user is required");
+  }
+  return caller as Caller & { userId: string };
+}
+
+/** The service role (operators, jobs). */
+export async function authenticateService(req: Request): Promise<Caller> {
+  const caller = await authenticate(req);
+  if (caller.role !== "service_role") {
+    throw new HttpError(403, "forbidden", "the service role is required");
+  }
+  return caller;
+}

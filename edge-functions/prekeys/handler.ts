@@ -1,0 +1,206 @@
+// prekeys: publish (validated in WASM), fetch for a contact (policy in WASM, claim in SQL,
+// enumeration-proof answers) and stock.
+//
+//   POST prekeys/publish  {agent_id, device_id, upload: PublishPlan, expires_at?}
+//   POST prekeys/fetch    {agent_id, device_id, target_agent_id, target_device_id: n | "all",
+//                          invite_token?}
+//   GET  prekeys/stock?agent_id=&device_id=
+
+import { errorResponse, HttpError, json, readJsonBody } from "../_shared/http.ts";
+import { makeHandler, methodNotAllowed, notFound } from "../_shared/serve.ts";
+import { asRole, keyserver, serviceDb } from "../_shared/db.ts";
+import { authenticateUser } from "../_shared/auth.ts";
+import { core, rejected } from "../_shared/wasm.ts";
+import * as input from "../_shared/input.ts";
+import { rateLimited, rateLimitHeaders, type RateLimitState } from "../_shared/rate_limit.ts";
+
+/** Uploads with 100 Kyber keys are about 330 KB of JSON. */
+const PUBLISH_MAX_BODY = 600 * 1024;
+
+/** Every fetch answer takes at least this long, so outcomes cannot be told apart by timing. */
+const FETCH_MIN_MS = Number(Deno.env.get("SPOTS_FETCH_MIN_MS") ?? "8");
+
+type StockRow = {
+  one_time_remaining: number;
+  last_resort_present: boolean;
+  low_stock: boolean;
+  low_stock_threshold: number;
+};
+
+async function publish(req: Request): Promise<Response> {
+  const caller = await authenticateUser(req);
+  const body = await readJsonBody(req, PUBLISH_MAX_BODY);
+  const me = input.self(body);
+  const upload = input.object(body.upload, "upload");
+  if (upload.agent_id !== me.agentId || upload.device_id !== me.deviceId) {
+    throw new HttpError(400, "invalid_request", "upload names another agent or device");
+  }
+  const expiresAt = input.optionalString(body.expires_at, "expires_at", 40);
+  const expiresAtMs = expiresAt === null ? undefined : Date.parse(expiresAt);
+  if (expiresAtMs !== undefined && !Number.isFinite(expiresAtMs)) {
+    throw new HttpError(400, "invalid_request", "expires_at must be an ISO 8601 timestamp");
+  }
+  let valid: ReturnType<typeof core.validatePrekeyUpload>;
+  try {
+    valid = core.validatePrekeyUpload(JSON.stringify(upload), Date.now(), expiresAtMs);
+  } catch (error) {
+    throw rejected(error);
+  }
+  const expires = expiresAtMs === undefined ? null : new Date(expiresAtMs).toISOString();
+  const oneTime = valid.oneTime.map((row) => ({
+    key_id: row.keyId,
+    bundle: row.bundle,
+    ...(expires ? { expires_at: expires } : {}),
+  }));
+  const lastResort = {
+    key_id: valid.lastResort.keyId,
+    bundle: valid.lastResort.bundle,
+    ...(expires ? { expires_at: expires } : {}),
+  };
+  const result = await keyserver(() =>
+    asRole("authenticated", caller.claims, async (sql) => {
+      await sql`select keyserver.claim_agent(${me.agentId})`;
+      await sql`select keyserver.register_device(${me.agentId}, ${me.deviceId},
+                  ${valid.registrationId}, decode(${input.toBase64(valid.identityKey)}, 'base64'))`;
+      const [row] = await sql`select keyserver.publish_prekey_bundles(${me.agentId},
+                  ${me.deviceId}, ${JSON.stringify(oneTime)}::text::jsonb,
+                  ${JSON.stringify(lastResort)}::text::jsonb) as result`;
+      const [stored] = await sql`select bundle_json::text as bundle from
+                  public.signal_prekey_bundles_v2 where agent_id = ${me.agentId}
+                  and device_id = ${me.deviceId} and kind = 'last_resort' and not consumed`;
+      return { ...row.result, stored: stored?.bundle as string | undefined };
+    })
+  );
+  const keyDigest = result.stored ? core.bundleDigest(result.stored) : null;
+  return json({
+    one_time_inserted: result.one_time_inserted,
+    one_time_duplicates: result.one_time_duplicates,
+    one_time_conflicts: result.one_time_conflicts,
+    last_resort: result.last_resort,
+    stock: result.stock,
+    key_digest: keyDigest,
+    upload_key_digest: valid.keyDigest,
+    drift: keyDigest !== valid.keyDigest,
+  });
+}
+
+async function stock(req: Request): Promise<Response> {
+  const caller = await authenticateUser(req);
+  const me = input.self(input.query(req));
+  const row = await keyserver(() =>
+    asRole("authenticated", caller.claims, async (sql) => {
+      const [s] = await sql<StockRow[]>`select s.one_time_remaining, s.last_resort_present,
+                  s.low_stock, s.low_stock_threshold from keyserver.prekey_stock(${me.agentId}) s
+                  where s.device_id = ${me.deviceId}`;
+      if (!s) return null;
+      const [stored] = await sql`select bundle_json::text as bundle from
+                  public.signal_prekey_bundles_v2 where agent_id = ${me.agentId}
+                  and device_id = ${me.deviceId} and kind = 'last_resort' and not consumed
+                  and expires_at > now()`;
+      return { ...s, stored: stored?.bundle as string | undefined };
+    })
+  );
+  if (!row) throw new HttpError(403, "device_not_owned", "not an active device of yours");
+  return json({
+    one_time_remaining: row.one_time_remaining,
+    last_resort_present: row.last_resort_present,
+    low_stock: row.low_stock,
+    low_stock_threshold: row.low_stock_threshold,
+    key_digest: row.stored ? core.bundleDigest(row.stored) : null,
+  });
+}
+
+/** The one answer for a target that is missing, not eligible, blocked or has nothing left. */
+const UNAVAILABLE = new HttpError(
+  404,
+  "target_unavailable",
+  "no prekeys are available for this target",
+);
+
+async function fetchForContact(req: Request, started: number): Promise<Response> {
+  const caller = await authenticateUser(req);
+  const body = await readJsonBody(req);
+  const me = input.self(body);
+  const target = input.agentId(body.target_agent_id, "target_agent_id");
+  const targetDevice = body.target_device_id === "all"
+    ? null
+    : input.deviceId(body.target_device_id, "target_device_id");
+  const invite = input.optionalString(body.invite_token, "invite_token", 256);
+  const sql = serviceDb();
+
+  // Facts (nothing about the target's existence among them) and the caller's own device.
+  const [facts] = await keyserver(() =>
+    sql`select keyserver.eligibility_facts(${caller.userId}::uuid, ${me.agentId}, ${target},
+              ${invite}) as facts,
+            exists (select 1 from public.agent_devices d where d.agent_id = ${me.agentId}
+                    and d.device_id = ${me.deviceId} and d.user_id = ${caller.userId}::uuid
+                    and d.revoked_at is null) as device_ok`
+  );
+  if (!facts.device_ok) {
+    throw new HttpError(403, "device_not_owned", "not an active device of yours");
+  }
+  const decision = core.evaluateEligibility(facts.facts);
+
+  let rate: RateLimitState;
+  let bundles: unknown[] = [];
+  if (decision.allowed) {
+    const [row] = await keyserver(() =>
+      sql`select keyserver.get_prekey_bundle_for_contact_v1(${caller.userId}::uuid,
+                ${me.agentId}, ${target}, ${targetDevice}, ${invite}) as r`
+    );
+    rate = row.r.rate_limit;
+    bundles = row.r.bundles;
+  } else {
+    // Same buckets, same cost, same headers as an allowed fetch.
+    const [row] = await keyserver(() =>
+      sql`select keyserver.prekey_fetch_rate_limit(${caller.userId}::uuid, ${target}) as r`
+    );
+    rate = row.r;
+  }
+  let response: Response;
+  if (!rate.allowed) {
+    response = errorResponse(rateLimited(rate));
+  } else if (bundles.length === 0) {
+    response = errorResponse(
+      new HttpError(
+        UNAVAILABLE.status,
+        UNAVAILABLE.code,
+        UNAVAILABLE.message,
+        rateLimitHeaders(rate),
+      ),
+    );
+  } else {
+    response = json({ target_agent_id: target, bundles }, 200, rateLimitHeaders(rate));
+  }
+  await padUntil(started);
+  return response;
+}
+
+async function padUntil(started: number): Promise<void> {
+  const wait = FETCH_MIN_MS - (performance.now() - started);
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+}
+
+export const handler = makeHandler("prekeys", async (req, route) => {
+  switch (route) {
+    case "publish":
+      if (req.method !== "POST") methodNotAllowed();
+      return await publish(req);
+    case "fetch": {
+      if (req.method !== "POST") methodNotAllowed();
+      const started = performance.now();
+      try {
+        return await fetchForContact(req, started);
+      } catch (error) {
+        // Refusals about the caller are padded too, so no fetch answer is quicker than another.
+        await padUntil(started);
+        throw error;
+      }
+    }
+    case "stock":
+      if (req.method !== "GET") methodNotAllowed();
+      return await stock(req);
+    default:
+      notFound();
+  }
+});
