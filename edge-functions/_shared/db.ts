@@ -74,6 +74,7 @@ const DETAIL_SHOWN = new Set([
  * HttpError with that message as its code; anything else propagates (and becomes a 500).
  */
 export function keyserverError(error: unknown): unknown {
+  if (error instanceof HttpError) return error;
   const e = error as { code?: string; message?: string; detail?: string };
   const status = e?.code ? KEYSERVER_STATUS[e.code] : undefined;
   if (!status) return error;

@@ -8,7 +8,7 @@
 
 import { errorResponse, HttpError, json, readJsonBody } from "../_shared/http.ts";
 import { makeHandler, methodNotAllowed, notFound } from "../_shared/serve.ts";
-import { asRole, keyserver, serviceDb } from "../_shared/db.ts";
+import { asRole, keyserver, keyserverError, serviceDb } from "../_shared/db.ts";
 import { authenticateUser } from "../_shared/auth.ts";
 import { core, rejected } from "../_shared/wasm.ts";
 import * as input from "../_shared/input.ts";
@@ -59,7 +59,14 @@ async function publish(req: Request): Promise<Response> {
   };
   const result = await keyserver(() =>
     asRole("authenticated", caller.claims, async (sql) => {
-      await sql`select keyserver.claim_agent(${me.agentId})`;
+      // Another user's (or a retired) agent id: one uniform refusal, as a permission error.
+      await sql`select keyserver.claim_agent(${me.agentId})`.catch((error) => {
+        const e = keyserverError(error);
+        if (e instanceof HttpError && e.code === "agent_unavailable") {
+          throw new HttpError(403, e.code, "this agent id is not yours");
+        }
+        throw e;
+      });
       await sql`select keyserver.register_device(${me.agentId}, ${me.deviceId},
                   ${valid.registrationId}, decode(${input.toBase64(valid.identityKey)}, 'base64'))`;
       const [row] = await sql`select keyserver.publish_prekey_bundles(${me.agentId},
