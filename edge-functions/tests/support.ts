@@ -186,3 +186,17 @@ export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
+
+/** A genuine PreKey Signal message between two throwaway local devices (no server involved). */
+export function genuineMessage(): { messageType: number; body: Uint8Array } {
+  const sender = core.Device.create("local-sender", 1);
+  const receiver = core.Device.create("local-receiver", 1);
+  sender.ensureReady(Date.now());
+  const upload = receiver.ensureReady(Date.now()).upload;
+  const rows = core.validatePrekeyUpload(upload, Date.now());
+  sender.processBundle("local-receiver", 1, rows.oneTime[0].bundle, Date.now());
+  const [m] = sender.encrypt("local-receiver", 1, new TextEncoder().encode("hi"), Date.now());
+  sender.free();
+  receiver.free();
+  return { messageType: m.messageType, body: m.body };
+}
