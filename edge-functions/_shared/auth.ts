@@ -13,13 +13,20 @@ export type Caller = {
   claims: Record<string, unknown>;
 };
 
-let secretKey: Uint8Array | null = null;
+let secretKey: Promise<CryptoKey> | null = null;
 
-function secret(): Uint8Array {
+/** The HMAC key, imported once per isolate (verify only, SHA-256 only). */
+function secret(): Promise<CryptoKey> {
   if (secretKey) return secretKey;
   const text = Deno.env.get("SPOTS_JWT_SECRET");
   if (!text || text.length < 32) throw new Error("SPOTS_JWT_SECRET is not set (32+ characters)");
-  secretKey = new TextEncoder().encode(text);
+  secretKey = crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(text),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["verify"],
+  );
   return secretKey;
 }
 
@@ -33,7 +40,7 @@ export async function authenticate(req: Request): Promise<Caller> {
   if (!match) throw new HttpError(401, "missing_token", "a Bearer token is required");
   let claims: Record<string, unknown>;
   try {
-    const verified = await jwtVerify(match[1], secret(), {
+    const verified = await jwtVerify(match[1], await secret(), {
       algorithms: ["HS256"],
       requiredClaims: ["exp"],
       clockTolerance: 5,

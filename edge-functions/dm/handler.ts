@@ -17,9 +17,6 @@ import { enforce, type RateLimitState } from "../_shared/rate_limit.ts";
 const BATCH_MAX = 100;
 const BODY_MAX_BYTES = 64 * 1024;
 const SEND_MAX_BODY = 2 * 1024 * 1024;
-/** Envelopes one user may send per window (each envelope costs one). */
-const SEND_CAPACITY = Number(Deno.env.get("SPOTS_DM_RATE_CAPACITY") ?? "600");
-const SEND_WINDOW = `${Number(Deno.env.get("SPOTS_DM_RATE_WINDOW_S") ?? "60")} seconds`;
 
 type Envelope = { to_agent_id: string; to_device_id: number; message_type: number; body: string };
 
@@ -55,8 +52,9 @@ async function send(req: Request): Promise<Response> {
   const [row] = await keyserver(() =>
     sql`select
           (select to_jsonb(r) from keyserver.consume_rate_limit(
-             ${"dm_send:caller:" + caller.userId}, ${SEND_CAPACITY}::integer,
-             ${SEND_WINDOW}::interval, ${envelopes.length}::integer) r) as rate,
+             ${"dm_send:caller:" + caller.userId}, keyserver.setting_int('dm_send_capacity'),
+             keyserver.setting_interval('dm_send_refill'), ${envelopes.length}::integer) r)
+             as rate,
           exists (select 1 from public.agent_devices d where d.agent_id = ${me.agentId}
                   and d.device_id = ${me.deviceId} and d.user_id = ${caller.userId}::uuid
                   and d.revoked_at is null) as device_ok,

@@ -186,7 +186,7 @@ Deno.test("send rate limit: the sender's bucket publishes headers and answers 42
   const [alice, bob] = await connected();
   const good = envelopes(alice, bob.agentId, "spam");
   await admin()`insert into keyserver.rate_limit_buckets (key, level, capacity, refill_interval, updated_at)
-    values (${"dm_send:caller:" + alice.user.id}, 600, 600, '60 seconds', now())
+    values (${"dm_send:caller:" + alice.user.id}, 600, 600, '1 minute', now())
     on conflict (key) do update set level = 600, updated_at = now()`;
   const r = await call("dm/send", {
     jwt: alice.user.jwt,

@@ -1,0 +1,186 @@
+// ./x bench gateway: load on the running local stack (loopback only, bounded in time and count).
+//
+// 1. WASM validation cost inside Deno: validatePrekeyUpload on a full upload (100 one-time
+//    bundles + the last-resort bundle), per bundle; validateSignalMessage per message.
+// 2. POST prekeys/fetch at 16 concurrent connections for SPOTS_BENCH_SECONDS (default 20):
+//    16 callers, 64 eligible target agents with 1000 one-time bundles each (inserted in SQL).
+// 3. POST dm/send (one genuine PreKey message per batch) at 16 connections, same duration.
+//
+// Rate limits, stock and inbox caps are raised in keyserver.settings for the run and restored.
+// Prints req/s, p50, p99 and errors for each phase.
+
+import { core } from "../_shared/wasm.ts";
+import {
+  admin,
+  b64,
+  closeAdmin,
+  env,
+  genuineMessage,
+  newUser,
+  percentile,
+  publishedDevice,
+  shareCommunity,
+  sqlMember,
+  withSettings,
+} from "../tests/support.ts";
+
+const SECONDS = Number(Deno.env.get("SPOTS_BENCH_SECONDS") ?? "20");
+const CONNECTIONS = Number(Deno.env.get("SPOTS_BENCH_CONNECTIONS") ?? "16");
+const MAX_REQUESTS = 200_000;
+const TARGETS = 64;
+const STOCK = 1000;
+
+function wasmCost(): void {
+  const device = core.Device.create("bench-wasm", 1);
+  const upload = device.ensureReady(Date.now()).upload;
+  const runs = 20;
+  core.validatePrekeyUpload(upload, Date.now()); // warm-up
+  const t0 = performance.now();
+  let bundles = 0;
+  for (let i = 0; i < runs; i++) {
+    const rows = core.validatePrekeyUpload(upload, Date.now());
+    bundles += rows.oneTime.length + 1;
+  }
+  const uploadMs = (performance.now() - t0) / runs;
+  const message = genuineMessage();
+  const n = 2000;
+  const t1 = performance.now();
+  for (let i = 0; i < n; i++) core.validateSignalMessage(message.messageType, message.body);
+  const messageUs = ((performance.now() - t1) / n) * 1000;
+  const facts = {
+    blocked_by_caller: false,
+    blocked_by_target: false,
+    shared_communities: ["c"],
+    thresholds: { min_entanglement_score: 0.5, min_compatibility_score: 0.5 },
+  };
+  const t2 = performance.now();
+  for (let i = 0; i < n; i++) core.evaluateEligibility(facts);
+  const policyUs = ((performance.now() - t2) / n) * 1000;
+  console.log(
+    `wasm: validatePrekeyUpload ${uploadMs.toFixed(1)} ms per upload of ${
+      bundles / runs
+    } bundles = ${(uploadMs / (bundles / runs)).toFixed(3)} ms per bundle (${
+      (upload.length / 1024).toFixed(0)
+    } KiB JSON); validateSignalMessage (type ${message.messageType}, ${message.body.length} B) ${
+      messageUs.toFixed(1)
+    } µs; evaluateEligibility ${policyUs.toFixed(1)} µs`,
+  );
+}
+
+type Result = { latencies: number[]; errors: Map<number, number>; seconds: number };
+
+async function load(makeRequest: (worker: number) => () => Promise<Response>): Promise<Result> {
+  const latencies: number[] = [];
+  const errors = new Map<number, number>();
+  const deadline = performance.now() + SECONDS * 1000;
+  const started = performance.now();
+  let issued = 0;
+  await Promise.all(
+    Array.from({ length: CONNECTIONS }, async (_, worker) => {
+      const request = makeRequest(worker);
+      while (performance.now() < deadline && issued < MAX_REQUESTS) {
+        issued++;
+        const t = performance.now();
+        const response = await request();
+        await response.arrayBuffer();
+        latencies.push(performance.now() - t);
+        if (response.status !== 200) {
+          errors.set(response.status, (errors.get(response.status) ?? 0) + 1);
+        }
+      }
+    }),
+  );
+  return { latencies, errors, seconds: (performance.now() - started) / 1000 };
+}
+
+function report(name: string, r: Result): void {
+  const errors = [...r.errors.entries()].map(([s, n]) => `${n}x${s}`).join(" ") || "none";
+  console.log(
+    `${name}: ${r.latencies.length} requests in ${r.seconds.toFixed(1)} s = ${
+      (r.latencies.length / r.seconds).toFixed(0)
+    } req/s, p50 ${percentile(r.latencies, 50).toFixed(2)} ms, p99 ${
+      percentile(r.latencies, 99).toFixed(2)
+    } ms, non-200: ${errors} (${CONNECTIONS} connections)`,
+  );
+}
+
+async function main(): Promise<void> {
+  wasmCost();
+  const url = (path: string) => `${env("GATEWAY_URL")}/functions/v1/${path}`;
+
+  // Callers and targets.
+  const callers = [];
+  for (let i = 0; i < CONNECTIONS; i++) callers.push(await sqlMember("bench-c"));
+  const targetUser = await newUser("bench-t");
+  const source = await publishedDevice(targetUser);
+  const [bundle] = await admin()`select bundle_json from public.signal_prekey_bundles_v2
+    where agent_id = ${source.agentId} and kind = 'one_time' limit 1`;
+  const targets: string[] = [];
+  for (let i = 0; i < TARGETS; i++) targets.push(`${targetUser.tag}-t${i}`);
+  await shareCommunity(targetUser, ...callers.map((c) => c.user));
+
+  await withSettings({
+    prekey_fetch_pair_capacity: 10_000_000,
+    prekey_fetch_caller_capacity: 10_000_000,
+    prekey_device_cap: 10_000_000,
+    dm_send_capacity: 10_000_000,
+    dm_pending_cap: 10_000_000,
+  }, async () => {
+    for (const agent of targets) {
+      await admin()`insert into public.agents (agent_id, user_id) values (${agent}, ${targetUser.id})`;
+      await admin()`insert into public.agent_devices (agent_id, device_id, user_id, registration_id,
+        identity_key) select ${agent}, 1, ${targetUser.id}, 7, identity_key from public.agent_devices
+        where agent_id = ${source.agentId} and device_id = 1`;
+      await admin()`insert into public.signal_prekey_bundles_v2 (user_id, agent_id, device_id,
+        key_id, kind, bundle_json) select ${targetUser.id}, ${agent}, 1, k, 'one_time',
+        ${bundle.bundle_json} from generate_series(1, ${STOCK}) k`;
+    }
+    const fetches = await load((worker) => {
+      const caller = callers[worker];
+      let i = worker;
+      return () =>
+        fetch(url("prekeys/fetch"), {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${caller.user.jwt}`,
+            "content-type": "application/json",
+          },
+          body: JSON.stringify({
+            agent_id: caller.agentId,
+            device_id: 1,
+            target_agent_id: targets[(i++) % TARGETS],
+            target_device_id: 1,
+          }),
+        });
+    });
+    report("prekeys/fetch", fetches);
+
+    const message = genuineMessage();
+    const sends = await load((worker) => {
+      const caller = callers[worker];
+      const body = JSON.stringify({
+        agent_id: caller.agentId,
+        device_id: 1,
+        envelopes: [{
+          to_agent_id: targets[worker % TARGETS],
+          to_device_id: 1,
+          message_type: message.messageType,
+          body: b64(message.body),
+        }],
+      });
+      return () =>
+        fetch(url("dm/send"), {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${caller.user.jwt}`,
+            "content-type": "application/json",
+          },
+          body,
+        });
+    });
+    report("dm/send", sends);
+  });
+  await closeAdmin();
+}
+
+await main();
