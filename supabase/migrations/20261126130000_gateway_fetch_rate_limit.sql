@@ -7,6 +7,9 @@
  * the same RateLimit headers. This function consumes exactly what the gated function consumes
  * first (the per caller->target bucket, then, if allowed, the per caller bucket, reporting the
  * tighter one) and nothing else. It depends on the caller and the requested id string only.
+ *
+ * Security invoker: it runs with the gateway's service_role, which may already execute
+ * keyserver.consume_rate_limit and read the settings; it needs no privileges of its own.
  */
 
 /** Section - function */
@@ -20,7 +23,7 @@ create or replace function keyserver.prekey_fetch_rate_limit(
 returns jsonb
 language plpgsql
 volatile
-security definer
+security invoker
 set search_path = ''
 as $$
 declare
