@@ -32,6 +32,13 @@ use spots_signal::{Address, MemoryStore, SignalTransport, Timestamp};
 
 const NOW: Timestamp = Timestamp::from_millis(1_700_000_000_000);
 
+/// `cargo test --all-targets` runs each benchmark once in criterion's test mode, in a debug
+/// build: there the sizes shrink (10 devices, communities of at most 100) so the test suite
+/// stays fast. `cargo bench` always uses the full sizes.
+fn test_mode() -> bool {
+    std::env::args().any(|arg| arg == "--test")
+}
+
 fn config() -> TransportConfig {
     TransportConfig {
         prekey_policy: PreKeyPolicy {
@@ -105,7 +112,14 @@ fn community_of(
 fn per_message_encrypt(c: &mut Criterion) {
     let payload = vec![0x42u8; 256];
     let mut group = c.benchmark_group("community_encrypt_256B");
-    for members in [2usize, 100, 10_000] {
+    let sizes: &[usize] = if test_mode() {
+        &[2, 100]
+    } else {
+        &[2, 100, 10_000]
+    };
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    for &members in sizes {
         for (scheme, own_chain) in [("epoch", false), ("sender_chain", true)] {
             let (mut transport, id, mut rng) = community_of(members, own_chain);
             group.bench_with_input(BenchmarkId::new(scheme, members), &members, |b, _| {
@@ -138,7 +152,7 @@ fn bundle(i: usize, rng: &mut ChaCha20Rng) -> PreKeyBundle {
 }
 
 fn share_fan_out(c: &mut Criterion) {
-    const DEVICES: usize = 1000;
+    let devices: usize = if test_mode() { 10 } else { 1000 };
     let mut rng = ChaCha20Rng::seed_from_u64(1000);
     let (transport, id, epoch) = sender(&mut rng);
     let key = transport
@@ -149,7 +163,7 @@ fn share_fan_out(c: &mut Criterion) {
         .unwrap()
         .clone();
     let payload = SharePayload::epoch_key(id, epoch, &key, NOW);
-    let recipients: Vec<(Address, Option<PreKeyBundle>)> = (0..DEVICES)
+    let recipients: Vec<(Address, Option<PreKeyBundle>)> = (0..devices)
         .map(|i| (member(i), Some(bundle(i, &mut rng))))
         .collect();
     let pristine = transport.into_store();
@@ -157,6 +171,7 @@ fn share_fan_out(c: &mut Criterion) {
         || SignalTransport::with_config(pristine.clone(), "admin.1".parse().unwrap(), config());
 
     let mut group = c.benchmark_group("share_fan_out_1000_devices");
+    group.warm_up_time(Duration::from_secs(1));
     group.sample_size(10);
     group.bench_function("fresh_bundles", |b| {
         b.iter_batched(
@@ -176,7 +191,7 @@ fn share_fan_out(c: &mut Criterion) {
         .create_shares(&recipients, &payload, NOW, &mut rng)
         .unwrap();
     let sessions: Vec<(Address, Option<PreKeyBundle>)> =
-        (0..DEVICES).map(|i| (member(i), None)).collect();
+        (0..devices).map(|i| (member(i), None)).collect();
     group.bench_function("established_sessions", |b| {
         b.iter(|| {
             black_box(
@@ -202,6 +217,8 @@ fn sender_chain(c: &mut Criterion) {
     let payload = vec![0x42u8; 256];
 
     let mut group = c.benchmark_group("sender_chain_256B");
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
     let mut sending = own.clone();
     group.bench_function("encrypt_steady", |b| {
         b.iter(|| {
