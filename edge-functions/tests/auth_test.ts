@@ -134,3 +134,31 @@ Deno.test("a user cannot act for another user's agent or device", async () => {
   assert.equal(send.status, 403, send.text);
   await closeAdmin();
 });
+
+Deno.test("CORS preflight and request size limits on the gateway routes", async () => {
+  for (const [, path] of ROUTES) {
+    const r = await call(path.split("?")[0], {
+      method: "OPTIONS",
+      headers: { origin: "https://app.example", "access-control-request-method": "POST" },
+    });
+    assert.equal(r.status, 204, path);
+    assert.equal(r.headers.get("access-control-allow-origin"), "*");
+    assert.match(r.headers.get("access-control-allow-headers") ?? "", /authorization/);
+    assert.match(r.headers.get("access-control-expose-headers") ?? "", /RateLimit-Remaining/);
+  }
+  const user = await newUser("size");
+  const big = { agent_id: "a", device_id: 1, padding: "x".repeat(65 * 1024) };
+  const fetchTooBig = await call("prekeys/fetch", { jwt: user.jwt, body: big });
+  assert.equal(fetchTooBig.status, 413);
+  assert.equal(fetchTooBig.body.error.code, "body_too_large");
+  const huge = { ...big, padding: "x".repeat(601 * 1024) };
+  const publishTooBig = await call("prekeys/publish", { jwt: user.jwt, body: huge });
+  assert.equal(publishTooBig.status, 413);
+  const notJson = await fetch(`${env("GATEWAY_URL")}/functions/v1/prekeys/fetch`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${user.jwt}`, "content-type": "application/json" },
+    body: "{not json",
+  });
+  assert.equal(notJson.status, 400);
+  assert.equal((await notJson.json()).error.code, "invalid_json");
+});
