@@ -221,3 +221,54 @@ Deno.test("fetch validates its body and the caller's own device", async () => {
   assert.equal(wrongMethod.status, 405);
   await closeAdmin();
 });
+
+Deno.test("invites and AI2AI connections make a stranger eligible; blocks undo it", async () => {
+  const target = await publishedDevice(await newUser("inv"));
+  const stranger = await publishedDevice(await newUser("str"));
+  const fetchAs = (invite_token?: string) =>
+    call("prekeys/fetch", {
+      jwt: stranger.user.jwt,
+      body: {
+        ...fetchBody(stranger, target.agentId, 1),
+        ...(invite_token ? { invite_token } : {}),
+      },
+    });
+  assert.equal((await fetchAs()).status, 404);
+  assert.equal((await fetchAs("not-a-real-token")).status, 404);
+
+  const [invite] = await admin().begin(async (sql) => {
+    await sql`select set_config('role', 'authenticated', true),
+      set_config('request.jwt.claims', ${
+      JSON.stringify({ sub: target.user.id, role: "authenticated" })
+    }, true)`;
+    return await sql`select token from keyserver.create_contact_invite(${target.agentId})`;
+  });
+  const withInvite = await fetchAs(invite.token);
+  assert.equal(withInvite.status, 200, withInvite.text);
+  // The used invite made them contacts: no token needed any more.
+  assert.equal((await fetchAs()).status, 200);
+
+  // An AI2AI connection with both scores above the thresholds.
+  const other = await publishedDevice(await newUser("ai"));
+  const [a, b] = [stranger.agentId, other.agentId].sort();
+  await admin()`insert into public.ai2ai_connections (agent_a, agent_b, entanglement_score,
+    compatibility_score) values (${a}, ${b}, 0.9, 0.8)`;
+  const connected = await call("prekeys/fetch", {
+    jwt: stranger.user.jwt,
+    body: fetchBody(stranger, other.agentId, 1),
+  });
+  assert.equal(connected.status, 200, connected.text);
+  await admin()`update public.ai2ai_connections set entanglement_score = 0.1,
+    compatibility_score = 0.1 where agent_a = ${a} and agent_b = ${b}`;
+  const below = await call("prekeys/fetch", {
+    jwt: stranger.user.jwt,
+    body: fetchBody(stranger, other.agentId, 1),
+  });
+  assert.equal(below.status, 404);
+
+  // The caller blocking the target ends it too.
+  await admin()`insert into public.user_blocks (blocker_user_id, blocked_agent_id)
+    values (${stranger.user.id}, ${target.agentId})`;
+  assert.equal((await fetchAs()).status, 404);
+  await closeAdmin();
+});
