@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# ./x bench [name]: criterion benchmarks of the core (default) or a named load benchmark
-# (gateway: scripts/bench_gateway.sh).
+# ./x bench [name]: criterion benchmarks of the core (default) or a named load benchmark.
+#   gateway               load on the gateway + WASM validation cost (scripts/bench_gateway.sh)
+#   keyserver [scale...]  claim latency of the gated prekey function (scripts/bench_keyserver.sh)
 
 # shellcheck source=scripts/bench_gateway.sh
 source "$ROOT/scripts/bench_gateway.sh"
@@ -9,8 +10,14 @@ bench_main() {
   local name="${1:-core}"
   case "$name" in
     core) step "cargo bench (core)" cargo bench -p spots-signal --bench core ;;
-    gateway) bench_gateway ;;
     community) step "cargo bench (community)" cargo bench -p spots-signal --bench community ;;
+    gateway) bench_gateway ;;
+    keyserver)
+      shift
+      # shellcheck source=scripts/bench_keyserver.sh
+      source "$ROOT/scripts/bench_keyserver.sh"
+      bench_keyserver "$@"
+      ;;
     *) die "unknown benchmark: $name" ;;
   esac
 }
