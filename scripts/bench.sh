@@ -4,7 +4,7 @@
 bench_main() {
   local name="${1:-core}"
   case "$name" in
-    core) step "cargo bench" cargo bench --workspace ;;
+    core) step "cargo bench (core)" cargo bench -p spots-signal --bench core ;;
     *) die "unknown benchmark: $name" ;;
   esac
 }

@@ -34,6 +34,42 @@ test_rust() {
   run_check "cargo clippy -D warnings" quiet cargo clippy --workspace --all-targets -- -D warnings
 }
 
+# Fuzz smoke run: every cargo-fuzz target in fuzz/ for a few seconds with rustup's nightly,
+# starting from the committed seeds (copied into a scratch corpus, so new inputs never land in
+# the repository). Each target counts as one check; a crash leaves its input in fuzz/artifacts/.
+CARGO_FUZZ_VERSION="0.13.2"
+FUZZ_SECONDS="${SPOTS_FUZZ_SECONDS:-2}"
+
+test_fuzz() {
+  ensure_cargo_tool cargo-fuzz "$CARGO_FUZZ_VERSION" cargo-fuzz
+  if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    warn "rustup's nightly toolchain is missing: rustup toolchain install nightly"
+    record "fuzz" 0 1
+    return
+  fi
+  local target_dir="$SPOTS_CACHE/target/fuzz"
+  if ! (cd "$ROOT" && step "cargo +nightly fuzz build" quiet env CARGO_TARGET_DIR="$target_dir" \
+    cargo +nightly fuzz build -O); then
+    record "fuzz build" 0 1
+    return
+  fi
+  local scratch target passed=0 failed=0 targets
+  scratch="$(mktemp -d)"
+  targets="$(cd "$ROOT" && cargo +nightly fuzz list)"
+  for target in $targets; do
+    mkdir -p "$scratch/$target"
+    if (cd "$ROOT" && step "fuzz $target (${FUZZ_SECONDS}s)" quiet env CARGO_TARGET_DIR="$target_dir" \
+      cargo +nightly fuzz run -O "$target" "$scratch/$target" "$ROOT/fuzz/seeds/$target" -- \
+      -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=4096); then
+      passed=$((passed + 1))
+    else
+      failed=$((failed + 1))
+    fi
+  done
+  rm -rf "$scratch"
+  record "fuzz smoke" "$passed" "$failed"
+}
+
 test_wasm() {
   run_check "wasm build" wasm_build
 }
@@ -81,10 +117,10 @@ test_pgtap() {
 
 test_main() {
   local suites=("$@")
-  ((${#suites[@]})) || suites=(rust wasm deno pgtap)
+  ((${#suites[@]})) || suites=(rust fuzz wasm deno pgtap)
   local s stack_ready=0
   for s in "${suites[@]}"; do
-    case "$s" in rust | wasm | deno | pgtap) ;; *) die "unknown suite $s (rust wasm deno pgtap)" ;; esac
+    case "$s" in rust | fuzz | wasm | deno | pgtap) ;; *) die "unknown suite $s (rust fuzz wasm deno pgtap)" ;; esac
   done
   for s in "${suites[@]}"; do
     # Suites that need the stack get one fresh cluster with the current migrations.

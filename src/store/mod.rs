@@ -10,6 +10,7 @@
 //! [`MemoryStore`] is the in-memory backend; its whole content exports to versioned bytes
 //! ([`MemoryStore::export`]) that hosts without a database (WASM, the CLI) persist.
 
+pub mod conformance;
 mod memory;
 
 pub use memory::{MemoryStore, MemoryStoreError};

@@ -108,6 +108,15 @@ impl Party {
         Ok(out.remove(0))
     }
 
+    /// Encrypts to one device by address.
+    pub fn send_one_to(&mut self, to: &Address, text: &[u8], now: Timestamp) -> OutgoingMessage {
+        let mut out = self
+            .transport
+            .encrypt_to_agent(&to.agent_id, DeviceTarget::One(to.device_id), text, now)
+            .unwrap();
+        out.remove(0)
+    }
+
     pub fn receive(
         &mut self,
         from: &Address,

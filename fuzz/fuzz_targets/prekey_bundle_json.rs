@@ -1,0 +1,6 @@
+//! Fuzz target `prekey_bundle_json` (see `src/lib.rs`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    spots_signal_fuzz::run("prekey_bundle_json", data);
+});
