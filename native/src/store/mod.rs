@@ -27,7 +27,7 @@
 
 mod crypto;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::cell::Cell;
 use std::path::Path;

@@ -20,8 +20,12 @@ pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
     pub(crate) fn new(name: &str) -> Self {
+        Self::new_in(&std::env::temp_dir(), name)
+    }
+
+    pub(crate) fn new_in(base: &Path, name: &str) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
+        let dir = base.join(format!(
             "spots-store-{name}-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
@@ -402,5 +406,21 @@ fn write_v1_fixture() {
         FIXTURE_JSON,
         serde_json::to_string_pretty(&meta).unwrap() + "\n",
     )
+    .unwrap();
+}
+
+#[test]
+fn passes_the_core_store_conformance_checks() {
+    let dir = TempDir::new("conformance");
+    let mut next = 0;
+    spots_core::store::conformance::check(|| {
+        next += 1;
+        SqliteStore::open(
+            &dir.file(&format!("{next}.db")),
+            &KEY,
+            &addr("conformance.1"),
+        )
+        .unwrap()
+    })
     .unwrap();
 }
