@@ -16,6 +16,8 @@ pub enum ErrorClass {
     InvalidMessage,
     /// A message was already decrypted (its key is gone).
     DuplicateMessage,
+    /// A community message's epoch no longer accepts it (rotation rules).
+    EpochRejected,
     /// A message uses a protocol version older than this implementation supports.
     LegacyVersion,
     /// A message uses a protocol version newer than this implementation knows.
@@ -24,6 +26,9 @@ pub enum ErrorClass {
     UntrustedIdentity,
     /// There is no usable session (none, or an unacknowledged one that expired).
     SessionNotFound,
+    /// A group message comes from a sender chain the local device does not hold (request the
+    /// sender's seed instead of failing permanently).
+    NoSenderKeyState,
     /// A message names a prekey the local device does not have.
     InvalidPreKeyId,
     /// The peer requires a protocol this configuration does not allow (e.g. X3DH without Kyber).
@@ -52,11 +57,13 @@ impl ErrorClass {
             Self::DuplicateMessage => 21,
             Self::LegacyVersion => 22,
             Self::UnrecognizedVersion => 23,
+            Self::EpochRejected => 24,
             Self::UntrustedIdentity => 30,
             Self::SessionNotFound => 31,
             Self::InvalidPreKeyId => 32,
             Self::ProtocolNotAllowed => 33,
             Self::MissingSessions => 34,
+            Self::NoSenderKeyState => 35,
             Self::FingerprintVersionMismatch => 40,
             Self::InvalidArgument => 41,
             Self::InvalidState => 42,

@@ -6,7 +6,9 @@
 
 pub mod address;
 mod cipher;
+pub mod community;
 pub mod devices;
+pub mod envelope;
 pub mod error;
 pub mod fingerprint;
 pub mod kem;
@@ -15,6 +17,7 @@ pub mod persist;
 pub mod pqxdh;
 pub mod prekey_lifecycle;
 pub mod ratchet;
+pub mod sender_keys;
 pub mod session;
 pub mod store;
 pub mod time;

@@ -230,6 +230,19 @@ impl ProtocolStore for FlakyStore {
     fn prekey_state(&self) -> Result<Option<PreKeyState>, DiskFull> {
         Ok(self.inner.prekey_state().unwrap())
     }
+    fn sender_key(
+        &self,
+        sender: &Address,
+        key_id: spots_signal::community::EpochId,
+    ) -> Result<Option<spots_signal::sender_keys::SenderKeyRecord>, DiskFull> {
+        Ok(self.inner.sender_key(sender, key_id).unwrap())
+    }
+    fn community(
+        &self,
+        id: spots_signal::community::CommunityId,
+    ) -> Result<Option<spots_signal::community::CommunityState>, DiskFull> {
+        Ok(self.inner.community(id).unwrap())
+    }
     fn commit(&mut self, changes: Changes) -> Result<(), DiskFull> {
         if self.fail_commits {
             return Err(DiskFull);
@@ -292,6 +305,19 @@ impl ProtocolStore for LossyStore {
     }
     fn prekey_state(&self) -> Result<Option<PreKeyState>, Self::Error> {
         self.0.prekey_state()
+    }
+    fn sender_key(
+        &self,
+        sender: &Address,
+        key_id: spots_signal::community::EpochId,
+    ) -> Result<Option<spots_signal::sender_keys::SenderKeyRecord>, Self::Error> {
+        self.0.sender_key(sender, key_id)
+    }
+    fn community(
+        &self,
+        id: spots_signal::community::CommunityId,
+    ) -> Result<Option<spots_signal::community::CommunityState>, Self::Error> {
+        self.0.community(id)
     }
     fn commit(&mut self, mut changes: Changes) -> Result<(), Self::Error> {
         changes.trust.clear();

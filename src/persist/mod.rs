@@ -1,6 +1,7 @@
 //! Versioned binary encodings of the state a host persists: session records, the identity key
 //! pair, prekey records, the facade's records (local identity, trust, device lists, prekey
-//! bookkeeping) and whole [`crate::store::MemoryStore`] exports.
+//! bookkeeping), whole [`crate::store::MemoryStore`] exports, sender key records and community
+//! states.
 //!
 //! Every encoding is `FORMAT_VERSION || kind || protobuf`. The explicit version byte lets a
 //! future release migrate old blobs instead of misreading them; the kind byte stops a blob of
@@ -8,9 +9,11 @@
 //! protocol limits) and reports a typed [`PersistError`]. Encodings contain secrets: they are
 //! returned in [`Zeroizing`] buffers and must be encrypted at rest by the host.
 
+mod community;
 mod keys;
 mod local;
 mod proto;
+mod sender_key;
 mod session;
 mod store;
 
@@ -50,6 +53,10 @@ pub enum RecordKind {
     PreKeyState = 9,
     /// A whole [`crate::store::MemoryStore`].
     Store = 10,
+    /// A [`crate::sender_keys::SenderKeyRecord`].
+    SenderKey = 11,
+    /// A [`crate::community::CommunityState`].
+    Community = 12,
 }
 
 /// Why stored bytes could not be loaded.

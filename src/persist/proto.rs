@@ -125,3 +125,29 @@ pub(super) struct KyberPreKeyProto {
     #[prost(bool, optional, tag = "6")]
     pub(super) last_resort: Option<bool>,
 }
+
+#[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+pub(super) struct SenderKeyRecordProto {
+    /// Newest first.
+    #[prost(message, repeated, tag = "1")]
+    pub(super) states: Vec<SenderKeyStateProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+pub(super) struct SenderKeyStateProto {
+    #[prost(uint32, optional, tag = "1")]
+    pub(super) message_version: Option<u32>,
+    #[prost(uint32, optional, tag = "2")]
+    pub(super) chain_id: Option<u32>,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub(super) chain_key: Option<Vec<u8>>,
+    #[prost(uint32, optional, tag = "4")]
+    pub(super) iteration: Option<u32>,
+    #[prost(bytes = "vec", optional, tag = "5")]
+    pub(super) signing_public: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "6")]
+    pub(super) signing_private: Option<Vec<u8>>,
+    /// Oldest first; `counter` is the iteration, `seed` the message key seed.
+    #[prost(message, repeated, tag = "7")]
+    pub(super) skipped: Vec<SkippedKeyProto>,
+}

@@ -9,9 +9,11 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::{Persist, PersistError, RecordKind, fixed, frame, required, unframe};
 use crate::address::{Address, AgentId};
+use crate::community::{CommunityId, CommunityState, EpochId};
 use crate::devices::DeviceList;
 use crate::keys::{KyberPreKeyId, KyberPreKeyRecord, PreKeyRecord, SignedPreKeyRecord};
 use crate::prekey_lifecycle::PreKeyState;
+use crate::sender_keys::SenderKeyRecord;
 use crate::session::SessionRecord;
 use crate::store::{LocalIdentity, MemoryStore};
 use crate::trust::TrustRecord;
@@ -36,6 +38,12 @@ struct StoreProto {
     device_lists: Vec<EntryProto>,
     #[prost(bytes = "vec", optional, tag = "9")]
     prekey_state: Option<Vec<u8>>,
+    /// Keyed `agent.device/epoch-uuid`.
+    #[prost(message, repeated, tag = "10")]
+    sender_keys: Vec<EntryProto>,
+    /// Keyed by the community UUID.
+    #[prost(message, repeated, tag = "11")]
+    communities: Vec<EntryProto>,
 }
 
 /// A keyed record: the key as text (an address or agent id), the value in its own encoding.
@@ -94,6 +102,15 @@ pub(crate) fn export_store(store: &MemoryStore) -> Zeroizing<Vec<u8>> {
             .prekey_state
             .as_ref()
             .map(|state| state.to_record_bytes().to_vec()),
+        sender_keys: store
+            .sender_keys
+            .iter()
+            .map(|((sender, key_id), record)| EntryProto {
+                key: Some(format!("{sender}/{key_id}")),
+                value: Some(record.to_record_bytes().to_vec()),
+            })
+            .collect(),
+        communities: entries(&store.communities),
     };
     frame(RecordKind::Store, &Zeroizing::new(proto.encode_to_vec()))
 }
@@ -177,5 +194,18 @@ pub(crate) fn import_store(bytes: &[u8]) -> Result<MemoryStore, PersistError> {
             .as_deref()
             .map(PreKeyState::from_record_bytes)
             .transpose()?,
+        sender_keys: decode_entries::<(Address, EpochId), SenderKeyRecord>(
+            "sender_keys",
+            &proto.sender_keys,
+            |key| {
+                let (sender, key_id) = key.split_once('/')?;
+                Some((sender.parse().ok()?, key_id.parse().ok()?))
+            },
+        )?,
+        communities: decode_entries::<CommunityId, CommunityState>(
+            "communities",
+            &proto.communities,
+            |key| key.parse().ok(),
+        )?,
     })
 }

@@ -67,7 +67,71 @@ const NOW: Timestamp = Timestamp::from_millis(1_700_000_000_000);
 pub fn check<S: ProtocolStore>(mut new_store: impl FnMut() -> S) -> Result<(), ConformanceFailure> {
     empty_reads(&new_store())?;
     round_trips(&mut new_store())?;
+    community_records(&mut new_store())?;
     conversation(&mut new_store)
+}
+
+/// Sender-key records and community states: read back after a commit, keyed by sender and
+/// epoch, and replaced by a later put.
+fn community_records<S: ProtocolStore>(store: &mut S) -> Result<(), ConformanceFailure> {
+    use crate::community::{CommunityId, CommunityState, RotationKind};
+    let check = "community records commit then read back";
+    let mut rng = ChaCha20Rng::seed_from_u64(0xc0de);
+    let id = CommunityId::random(&mut rng);
+    let (state, info, _) = CommunityState::new(id).rotate(
+        RotationKind::Hard,
+        core::time::Duration::ZERO,
+        NOW,
+        &mut rng,
+    );
+    let (own, _) =
+        crate::sender_keys::create_distribution_message(None, info.key_id.uuid(), &mut rng)
+            .map_err(|e| fail("fixture", e.to_string()))?;
+    let me = address("me.1")?;
+    let peer = address("peer.3")?;
+    expect_eq(check, io(check, store.community(id))?, None)?;
+    expect_eq(check, io(check, store.sender_key(&me, info.key_id))?, None)?;
+    io(
+        check,
+        store.commit(Changes {
+            sender_keys: vec![((me.clone(), info.key_id), own.clone())],
+            communities: vec![(id, state.clone())],
+            ..Changes::default()
+        }),
+    )?;
+    expect_eq(check, io(check, store.community(id))?, Some(state.clone()))?;
+    expect_eq(
+        check,
+        io(check, store.sender_key(&me, info.key_id))?,
+        Some(own.clone()),
+    )?;
+    expect_eq(
+        "sender keys are keyed by sender device",
+        io(check, store.sender_key(&peer, info.key_id))?,
+        None,
+    )?;
+    let check = "community records are replaced by a later put";
+    let (newer, _, _) = state.rotate(
+        RotationKind::Soft,
+        core::time::Duration::from_secs(60),
+        NOW,
+        &mut rng,
+    );
+    let (reset, _) = crate::sender_keys::reset_own_chain(Some(&own), info.key_id.uuid(), &mut rng);
+    io(
+        check,
+        store.commit(Changes {
+            sender_keys: vec![((me.clone(), info.key_id), reset.clone())],
+            communities: vec![(id, newer.clone())],
+            ..Changes::default()
+        }),
+    )?;
+    expect_eq(check, io(check, store.community(id))?, Some(newer))?;
+    expect_eq(
+        check,
+        io(check, store.sender_key(&me, info.key_id))?,
+        Some(reset),
+    )
 }
 
 fn address(text: &str) -> Result<Address, ConformanceFailure> {

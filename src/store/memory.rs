@@ -6,6 +6,7 @@ use zeroize::Zeroizing;
 
 use super::{Changes, LocalIdentity, ProtocolStore};
 use crate::address::{Address, AgentId};
+use crate::community::{CommunityId, CommunityState, EpochId};
 use crate::devices::DeviceList;
 use crate::error::ErrorClass;
 use crate::keys::{
@@ -14,6 +15,7 @@ use crate::keys::{
 };
 use crate::persist::PersistError;
 use crate::prekey_lifecycle::PreKeyState;
+use crate::sender_keys::SenderKeyRecord;
 use crate::session::SessionRecord;
 use crate::trust::TrustRecord;
 
@@ -56,6 +58,8 @@ pub struct MemoryStore {
     pub(crate) trust: BTreeMap<Address, TrustRecord>,
     pub(crate) device_lists: BTreeMap<AgentId, DeviceList>,
     pub(crate) prekey_state: Option<PreKeyState>,
+    pub(crate) sender_keys: BTreeMap<(Address, EpochId), SenderKeyRecord>,
+    pub(crate) communities: BTreeMap<CommunityId, CommunityState>,
 }
 
 impl core::fmt::Debug for MemoryStore {
@@ -69,6 +73,8 @@ impl core::fmt::Debug for MemoryStore {
             .field("kyber_uses", &self.kyber_uses.len())
             .field("trust", &self.trust.len())
             .field("device_lists", &self.device_lists.len())
+            .field("sender_keys", &self.sender_keys.len())
+            .field("communities", &self.communities.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -184,6 +190,18 @@ impl ProtocolStore for MemoryStore {
         Ok(self.prekey_state.clone())
     }
 
+    fn sender_key(
+        &self,
+        sender: &Address,
+        key_id: EpochId,
+    ) -> Result<Option<SenderKeyRecord>, Self::Error> {
+        Ok(self.sender_keys.get(&(sender.clone(), key_id)).cloned())
+    }
+
+    fn community(&self, id: CommunityId) -> Result<Option<CommunityState>, Self::Error> {
+        Ok(self.communities.get(&id).cloned())
+    }
+
     fn commit(&mut self, changes: Changes) -> Result<(), Self::Error> {
         self.check(&changes)?;
         // Nothing below can fail, so the batch is applied entirely or (above) not at all.
@@ -201,6 +219,8 @@ impl ProtocolStore for MemoryStore {
             trust,
             device_lists,
             prekey_state,
+            sender_keys,
+            communities,
         } = changes;
         if identity.is_some() {
             self.identity = identity;
@@ -241,6 +261,8 @@ impl ProtocolStore for MemoryStore {
         if prekey_state.is_some() {
             self.prekey_state = prekey_state;
         }
+        self.sender_keys.extend(sender_keys);
+        self.communities.extend(communities);
         Ok(())
     }
 }

@@ -18,12 +18,14 @@ pub use memory::{MemoryStore, MemoryStoreError};
 use core::fmt;
 
 use crate::address::{Address, AgentId};
+use crate::community::{CommunityId, CommunityState, EpochId};
 use crate::devices::DeviceList;
 use crate::keys::{
     IdentityKeyPair, KyberPreKeyId, KyberPreKeyRecord, PreKeyId, PreKeyRecord, PublicKey,
     RegistrationId, SignedPreKeyId, SignedPreKeyRecord,
 };
 use crate::prekey_lifecycle::PreKeyState;
+use crate::sender_keys::SenderKeyRecord;
 use crate::session::SessionRecord;
 use crate::trust::TrustRecord;
 
@@ -82,6 +84,11 @@ pub struct Changes {
     pub device_lists: Vec<(AgentId, DeviceList)>,
     /// The new prekey bookkeeping.
     pub prekey_state: Option<PreKeyState>,
+    /// Sender-key records to store, keyed by (sender device, epoch = distribution id); the
+    /// local device's own chains are stored under its own address.
+    pub sender_keys: Vec<((Address, EpochId), SenderKeyRecord)>,
+    /// Community states to store.
+    pub communities: Vec<(CommunityId, CommunityState)>,
 }
 
 impl Changes {
@@ -109,6 +116,8 @@ impl fmt::Debug for Changes {
             .field("trust", &self.trust.len())
             .field("device_lists", &self.device_lists.len())
             .field("prekey_state", &self.prekey_state.is_some())
+            .field("sender_keys", &self.sender_keys.len())
+            .field("communities", &self.communities.len())
             .finish()
     }
 }
@@ -149,6 +158,14 @@ pub trait ProtocolStore {
     fn device_list(&self, agent: &AgentId) -> Result<Option<DeviceList>, Self::Error>;
     /// The prekey bookkeeping.
     fn prekey_state(&self) -> Result<Option<PreKeyState>, Self::Error>;
+    /// The sender-key record of `(sender device, epoch)`.
+    fn sender_key(
+        &self,
+        sender: &Address,
+        key_id: EpochId,
+    ) -> Result<Option<SenderKeyRecord>, Self::Error>;
+    /// The state of a community.
+    fn community(&self, id: CommunityId) -> Result<Option<CommunityState>, Self::Error>;
     /// Applies `changes` atomically.
     fn commit(&mut self, changes: Changes) -> Result<(), Self::Error>;
 }

@@ -56,7 +56,9 @@ impl Default for TransportConfig {
 /// The DM facade of one local device over its store.
 #[derive(Debug)]
 pub struct SignalTransport<S: ProtocolStore> {
-    store: S,
+    /// Crate-visible so the community facade (`crate::community::facade`) can add its records
+    /// to the same atomic batch as the session update.
+    pub(crate) store: S,
     local: Address,
     config: TransportConfig,
 }

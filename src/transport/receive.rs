@@ -82,6 +82,23 @@ impl<S: ProtocolStore> SignalTransport<S> {
         now: Timestamp,
         rng: &mut R,
     ) -> Result<Decrypted, TransportError<S::Error>> {
+        let (decrypted, changes) =
+            self.decrypt_uncommitted(sender, message_type, body, now, rng)?;
+        store(self.store.commit(changes))?;
+        Ok(decrypted)
+    }
+
+    /// [`Self::decrypt_from_agent`] without the commit: the plaintext and the batch to commit,
+    /// so a caller in the crate (the community facade) can add its own records to the same
+    /// atomic batch.
+    pub(crate) fn decrypt_uncommitted<R: CryptoRng + ?Sized>(
+        &self,
+        sender: &Address,
+        message_type: u8,
+        body: &[u8],
+        now: Timestamp,
+        rng: &mut R,
+    ) -> Result<(Decrypted, Changes), TransportError<S::Error>> {
         let _ = now;
         self.check_peer(sender)?;
         let identity = self.identity()?;
@@ -130,13 +147,15 @@ impl<S: ProtocolStore> SignalTransport<S> {
         let identity_changed = self.observe_identity(sender, &remote, &mut changes)?;
         self.add_device(sender, &mut changes)?;
         changes.sessions.push((sender.clone(), record));
-        store(self.store.commit(changes))?;
-        Ok(Decrypted {
-            sender: sender.clone(),
-            plaintext: Zeroizing::new(plaintext),
-            identity_changed,
-            new_session,
-        })
+        Ok((
+            Decrypted {
+                sender: sender.clone(),
+                plaintext: Zeroizing::new(plaintext),
+                identity_changed,
+                new_session,
+            },
+            changes,
+        ))
     }
 
     fn named_pre_keys(

@@ -1,6 +1,7 @@
 //! The commands of the `spots-signal` CLI. Each command loads a state file, runs one facade
 //! operation and saves the state only when the operation succeeded, exactly as an app commits.
 
+mod group;
 mod state;
 
 use std::path::Path;
@@ -37,6 +38,13 @@ usage: spots-signal <command> ...   (bytes are hex; PEER is name.device)
   decrypt STATE PEER TYPE BODY_HEX -> {\"plaintext_utf8\":...}
   approve-identity STATE PEER      accept PEER's changed identity key
   safety-number STATE PEER         -> {\"displayable\":...,\"scannable\":hex}
+  group-create STATE DIST_UUID     -> {\"skdm\":hex} (our Sender Keys distribution message)
+  group-encrypt STATE DIST_UUID TEXT
+                                   -> {\"skm\":hex} (a SenderKeyMessage)
+  group-process STATE SENDER SKDM_HEX
+                                   -> {\"ok\":true} (SENDER is name.device)
+  group-decrypt STATE SENDER SKM_HEX
+                                   -> {\"plaintext_utf8\":...}
   fingerprint VERSION ITERATIONS LOCAL_ID_HEX LOCAL_IKEY_HEX REMOTE_ID_HEX REMOTE_IKEY_HEX
                                    -> {\"displayable\":...,\"scannable\":hex}
 A debugging and interop tool: state files hold private keys in clear, the random stream is
@@ -113,6 +121,9 @@ fn unhex(what: &str, text: &str) -> Result<Vec<u8>, CliError> {
 /// Runs one command line (without the program name) and returns the JSON to print.
 pub(crate) fn run(args: &[String]) -> Result<Value, CliError> {
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    if let Some(result) = group::run(&strs) {
+        return result;
+    }
     match strs.as_slice() {
         ["new-party", state, name, device, reg, seed, flags @ ..] => {
             new_party(Path::new(state), name, device, reg, seed, flags)
