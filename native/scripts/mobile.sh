@@ -199,7 +199,7 @@ check_archive_symbols() {
     return 1
   fi
   # Evidence that SQLite is inside: its entry points are defined in the archive.
-  if ! llvm-nm-14 -g --defined-only "$archive" 2>/dev/null | grep -qE ' T _?sqlite3_open_v2$'; then
+  if ! llvm-nm-14 -g --defined-only "$archive" 2>/dev/null | grep -E ' T _?sqlite3_open_v2$' >/dev/null; then
     printf '%s: SQLite is not in the archive\n' "$target" >&2
     return 1
   fi

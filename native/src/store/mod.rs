@@ -1,7 +1,7 @@
 //! [`SqliteStore`]: the on-device [`ProtocolStore`], one SQLite file per device with every
 //! value sealed under the app's store key.
 //!
-//! Layout (schema version 1):
+//! Layout (schema version 1; kinds 11 sender key and 12 community need no schema change):
 //!
 //! ```sql
 //! meta    (name TEXT PRIMARY KEY, value BLOB)            -- 'salt' (random, clear), 'key_check'
@@ -34,7 +34,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use spots_core::community::{CommunityId, CommunityState, EpochId};
 use spots_core::persist::Persist;
+use spots_core::sender_keys::SenderKeyRecord;
 use spots_core::store::{Changes, LocalIdentity, ProtocolStore};
 use spots_core::{
     Address, AgentId, SessionRecord,
@@ -84,6 +86,8 @@ pub(crate) enum Kind {
     DeviceList = 8,
     PreKeyState = 9,
     LocalAddress = 10,
+    SenderKey = 11,
+    Community = 12,
 }
 
 impl Kind {
@@ -99,6 +103,8 @@ impl Kind {
             Self::DeviceList => "device list",
             Self::PreKeyState => "prekey state",
             Self::LocalAddress => "local address",
+            Self::SenderKey => "sender key",
+            Self::Community => "community",
         }
     }
 }
@@ -513,6 +519,13 @@ impl Writer<'_> {
     }
 }
 
+/// The logical key of a sender-key record: the epoch id, then the sender's address.
+fn sender_key_key(sender: &Address, epoch: EpochId) -> Vec<u8> {
+    let mut logical = epoch.as_bytes().to_vec();
+    logical.extend_from_slice(sender.to_string().as_bytes());
+    logical
+}
+
 fn kyber_use_key(id: KyberPreKeyId, base_key: &PublicKey) -> Vec<u8> {
     let mut logical = id.0.to_be_bytes().to_vec();
     logical.extend_from_slice(base_key.as_djb_bytes());
@@ -539,6 +552,8 @@ impl SqliteStore {
             trust,
             device_lists,
             prekey_state,
+            sender_keys,
+            communities,
         } = changes;
         if let Some(identity) = identity {
             w.put(Kind::Identity, b"", &identity.to_record_bytes(), false)?;
@@ -623,6 +638,22 @@ impl SqliteStore {
         if let Some(state) = prekey_state {
             w.put(Kind::PreKeyState, b"", &state.to_record_bytes(), true)?;
         }
+        for ((sender, epoch), record) in sender_keys {
+            w.put(
+                Kind::SenderKey,
+                &sender_key_key(&sender, epoch),
+                &record.to_record_bytes(),
+                true,
+            )?;
+        }
+        for (id, state) in communities {
+            w.put(
+                Kind::Community,
+                id.as_bytes(),
+                &state.to_record_bytes(),
+                true,
+            )?;
+        }
         Ok(())
     }
 }
@@ -689,6 +720,18 @@ impl ProtocolStore for SqliteStore {
 
     fn prekey_state(&self) -> Result<Option<PreKeyState>, Self::Error> {
         self.get_record(Kind::PreKeyState, b"")
+    }
+
+    fn sender_key(
+        &self,
+        sender: &Address,
+        key_id: EpochId,
+    ) -> Result<Option<SenderKeyRecord>, Self::Error> {
+        self.get_record(Kind::SenderKey, &sender_key_key(sender, key_id))
+    }
+
+    fn community(&self, id: CommunityId) -> Result<Option<CommunityState>, Self::Error> {
+        self.get_record(Kind::Community, id.as_bytes())
     }
 
     /// One savepoint: inside an operation transaction it joins it, otherwise it is its own
