@@ -28,11 +28,15 @@ pub struct SpotsTransport {
 }
 
 impl SpotsTransport {
-    /// The facade, locked. A panic in an earlier call cannot leave a half-applied state (the
-    /// store's transaction was not committed and is rolled back by the next operation), so a
-    /// poisoned lock is taken over.
+    /// The facade, locked. A panic in an earlier call cannot leave a half-applied state (its
+    /// transaction was never committed, and is rolled back here), so a poisoned lock is taken
+    /// over.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Transport> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        let guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        // A transaction left open by a call that panicked is rolled back before anything
+        // else reads through the handle.
+        guard.store().abort_operation();
+        guard
     }
 }
 
