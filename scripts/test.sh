@@ -143,6 +143,7 @@ test_native() {
   source "$ROOT/native/scripts/cross.sh"
   ensure_apt gcc python3 llvm-14
   run_check "native header is cbindgen's output" header_check
+  run_check "native Dart wrapper uses only the header's names" dart_wrapper_check
   local lib="$CARGO_TARGET_DIR/debug" work
   run_check "native host build (cdylib + staticlib)" quiet cargo build -p spots-signal-ffi
   run_check "native cdylib exports exactly the header's functions" native_host_exports "$lib"

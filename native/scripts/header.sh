@@ -62,3 +62,17 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     *) die "usage: header.sh [check|write]" ;;
   esac
 fi
+
+# The Dart wrapper (flutter/lib/spots_signal.dart) only calls functions and names status codes
+# and flags the header declares (no Dart SDK here to compile it; ffigen generates the rest).
+dart_wrapper_check() {
+  local dart="$ROOT/native/flutter/lib/spots_signal.dart" header="$ROOT/native/include/spots_signal.h"
+  local name status=0
+  for name in $(grep -oE '_lib\.spots_[a-z0-9_]+' "$dart" | sed 's/^_lib\.//' | sort -u); do
+    grep -qE "\\b$name\\(" "$header" || { echo "Dart calls $name, not in the header" >&2; status=1; }
+  done
+  for name in $(grep -oE '\bSPOTS_[A-Z0-9_]+' "$dart" | sort -u); do
+    grep -qE "\\b$name\\b" "$header" || { echo "Dart names $name, not in the header" >&2; status=1; }
+  done
+  return "$status"
+}
