@@ -41,13 +41,22 @@ fn pair_in_memory() -> (SignalTransport<MemoryStore>, SignalTransport<MemoryStor
         .bundles()
         .last_resort;
     alice.process_bundle(&b, &bundle, t, &mut os_rng()).unwrap();
-    // The first message (PreKey) and a reply, so the measured messages are ordinary ones.
+    // The first message (PreKey) and a reply, so the measured messages are ordinary (Whisper)
+    // ones: until a sender hears back, every message it sends is a PreKey message.
     let m = alice
         .encrypt_to_agent(&b.agent_id, DeviceTarget::One(b.device_id), b"hi", t)
         .unwrap()
         .pop()
         .unwrap();
     bob.decrypt_from_agent(&a, m.message_type as u8, &m.body, t, &mut os_rng())
+        .unwrap();
+    let reply = bob
+        .encrypt_to_agent(&a.agent_id, DeviceTarget::One(a.device_id), b"hello", t)
+        .unwrap()
+        .pop()
+        .unwrap();
+    alice
+        .decrypt_from_agent(&b, reply.message_type as u8, &reply.body, t, &mut os_rng())
         .unwrap();
     (alice, bob)
 }
@@ -163,6 +172,12 @@ fn pair_on_disk(dir: &TempDir) -> (*mut SpotsTransport, *mut SpotsTransport) {
     let alice_agent = CString::new("alice").unwrap();
     let first = encrypt(alice, &bob_agent, b"hi");
     decrypt(bob, &alice_agent, &first);
+    let reply = encrypt(bob, &alice_agent, b"hello");
+    decrypt(alice, &bob_agent, &reply);
+    // From here on alice sends ordinary (Whisper) messages.
+    let ordinary = encrypt(alice, &bob_agent, b"x");
+    assert_eq!(ordinary.0, 2);
+    decrypt(bob, &alice_agent, &ordinary);
     assert!(
         bob_ref
             .lock()

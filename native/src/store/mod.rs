@@ -29,7 +29,8 @@ mod crypto;
 #[cfg(test)]
 pub(crate) mod tests;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -185,7 +186,31 @@ pub struct SqliteStore {
     keys: StoreKeys,
     /// Between `begin_operation` and `finish_operation`/`abort_operation`.
     in_operation: Cell<bool>,
+    /// Decoded sessions and the local identity, keyed by row id and valid only for the exact
+    /// sealed value they were decoded from (or written as): a read still fetches the row, and
+    /// any change to it (another process, a rollback) misses the cache. Saves the AEAD and the
+    /// strict decoding (key-pair checks) on the hot path.
+    decoded: RefCell<Decoded>,
 }
+
+/// See [`SqliteStore::decoded`].
+#[derive(Default)]
+struct Decoded {
+    identity: Option<(Vec<u8>, LocalIdentity)>,
+    sessions: HashMap<[u8; 32], (Vec<u8>, SessionRecord)>,
+}
+
+impl core::fmt::Debug for Decoded {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Decoded")
+            .field("identity", &self.identity.is_some())
+            .field("sessions", &self.sessions.len())
+            .finish()
+    }
+}
+
+/// Most decoded sessions kept (the cache is emptied when full).
+const DECODED_SESSIONS: usize = 256;
 
 impl SqliteStore {
     /// Opens (or creates) the store at `path` for the device `local` with the app's 32-byte
@@ -229,6 +254,7 @@ impl SqliteStore {
             conn,
             keys,
             in_operation: Cell::new(false),
+            decoded: RefCell::new(Decoded::default()),
         };
         store.bind_address(local)?;
         Ok(store)
@@ -297,15 +323,19 @@ impl SqliteStore {
         }
     }
 
-    /// The decrypted value of one row.
-    fn get(&self, kind: Kind, logical: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
-        let row = self.keys.row_id(kind, logical);
-        let value: Option<Vec<u8>> = self
+    /// The sealed value of one row.
+    fn fetch(&self, kind: Kind, row: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
             .conn
             .prepare_cached("SELECT value FROM records WHERE kind = ?1 AND key = ?2")?
             .query_row(params![kind as u8, row], |r| r.get(0))
-            .optional()?;
-        value
+            .optional()?)
+    }
+
+    /// The decrypted value of one row.
+    fn get(&self, kind: Kind, logical: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        let row = self.keys.row_id(kind, logical);
+        self.fetch(kind, &row)?
             .map(|value| self.open_row(kind, &row, &value))
             .transpose()
     }
@@ -469,13 +499,14 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
+    /// Writes one row; returns its row id and sealed value.
     fn put(
         &self,
         kind: Kind,
         logical: &[u8],
         plain: &[u8],
         replace: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<([u8; 32], Vec<u8>), StoreError> {
         let row = self.keys.row_id(kind, logical);
         let value = self.keys.seal_row(kind, &row, plain, random()?);
         let sql = if replace {
@@ -490,7 +521,7 @@ impl Writer<'_> {
                 StoreError::Conflict(_) => StoreError::Conflict(kind.name()),
                 other => other,
             })?;
-        Ok(())
+        Ok((row, value))
     }
 
     fn delete_row(&self, kind: Kind, row: &[u8; 32]) -> Result<(), StoreError> {
@@ -515,7 +546,8 @@ impl Writer<'_> {
         plain.extend_from_slice(&id.to_be_bytes());
         plain.push(u8::from(last_resort));
         plain.extend_from_slice(encoding);
-        self.put(kind, &id.to_be_bytes(), &plain, false)
+        self.put(kind, &id.to_be_bytes(), &plain, false)?;
+        Ok(())
     }
 }
 
@@ -562,12 +594,14 @@ impl SqliteStore {
             w.delete(Kind::Session, address.to_string().as_bytes())?;
         }
         for (address, record) in sessions {
-            w.put(
+            let (row, sealed) = w.put(
                 Kind::Session,
                 address.to_string().as_bytes(),
                 &record.to_record_bytes(),
                 true,
             )?;
+            // The next read of this row (if the transaction commits) needs no decoding.
+            self.remember_session(row, sealed, record);
         }
         for id in removed_pre_keys {
             w.delete(Kind::PreKey, &id.0.to_be_bytes())?;
@@ -662,11 +696,39 @@ impl ProtocolStore for SqliteStore {
     type Error = StoreError;
 
     fn local_identity(&self) -> Result<Option<LocalIdentity>, Self::Error> {
-        self.get_record(Kind::Identity, b"")
+        let row = self.keys.row_id(Kind::Identity, b"");
+        let Some(value) = self.fetch(Kind::Identity, &row)? else {
+            return Ok(None);
+        };
+        if let Some((sealed, identity)) = &self.decoded.borrow().identity
+            && *sealed == value
+        {
+            return Ok(Some(identity.clone()));
+        }
+        let identity: LocalIdentity = Self::decode(
+            Kind::Identity,
+            &self.open_row(Kind::Identity, &row, &value)?,
+        )?;
+        self.decoded.borrow_mut().identity = Some((value, identity.clone()));
+        Ok(Some(identity))
     }
 
     fn session(&self, address: &Address) -> Result<Option<SessionRecord>, Self::Error> {
-        self.get_record(Kind::Session, address.to_string().as_bytes())
+        let row = self
+            .keys
+            .row_id(Kind::Session, address.to_string().as_bytes());
+        let Some(value) = self.fetch(Kind::Session, &row)? else {
+            return Ok(None);
+        };
+        if let Some((sealed, record)) = self.decoded.borrow().sessions.get(&row)
+            && *sealed == value
+        {
+            return Ok(Some(record.clone()));
+        }
+        let record: SessionRecord =
+            Self::decode(Kind::Session, &self.open_row(Kind::Session, &row, &value)?)?;
+        self.remember_session(row, value, record.clone());
+        Ok(Some(record))
     }
 
     fn pre_key(&self, id: PreKeyId) -> Result<Option<PreKeyRecord>, Self::Error> {
@@ -759,6 +821,14 @@ impl ProtocolStore for SqliteStore {
 }
 
 impl SqliteStore {
+    fn remember_session(&self, row: [u8; 32], sealed: Vec<u8>, record: SessionRecord) {
+        let mut decoded = self.decoded.borrow_mut();
+        if decoded.sessions.len() >= DECODED_SESSIONS {
+            decoded.sessions.clear();
+        }
+        decoded.sessions.insert(row, (sealed, record));
+    }
+
     fn rollback_savepoint(&self) {
         // If this fails too the connection is unusable; SQLite rolls the transaction back
         // when it closes, and the next operation rolls back whatever is left open.
