@@ -1,7 +1,10 @@
 # shellcheck shell=bash
-# ./x bench [name]: criterion benchmarks of the core (default) or a named load benchmark.
+# ./x bench [name]: criterion benchmarks of the core (default) or a named benchmark.
+#   community             criterion benchmarks of the community crypto
 #   gateway               load on the gateway + WASM validation cost (scripts/bench_gateway.sh)
 #   keyserver [scale...]  claim latency of the gated prekey function (scripts/bench_keyserver.sh)
+#   native                one encrypt + decrypt through the C ABI with the encrypted SQLite
+#                         store, against the in-memory core
 
 # shellcheck source=scripts/bench_gateway.sh
 source "$ROOT/scripts/bench_gateway.sh"
@@ -18,6 +21,10 @@ bench_main() {
       source "$ROOT/scripts/bench_keyserver.sh"
       bench_keyserver "$@"
       ;;
-    *) die "unknown benchmark: $name" ;;
+    native)
+      step "native: C ABI + SQLite store vs in-memory core" cargo test --release \
+        -p spots-signal-ffi --lib bench_encrypt_decrypt -- --ignored --nocapture
+      ;;
+    *) die "unknown benchmark: $name (core community gateway keyserver native)" ;;
   esac
 }

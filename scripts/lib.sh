@@ -33,17 +33,19 @@ log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 warn() { printf '\033[1;33mwarning:\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 
-# step "description" command...: runs a command, printing its duration when it takes > 3 s.
+# step "description" command...: runs a command, printing its duration when it takes > 3 s,
+# and returns the command's status (also inside `if`/`||`, where `set -e` does not apply).
 step() {
   local what="$1"; shift
-  local start end
+  local start end status=0
   start=$(date +%s)
   log "$what"
-  "$@"
+  "$@" || status=$?
   end=$(date +%s)
   if (( end - start > 3 )); then
     printf '    (%s: %ss)\n' "$what" "$((end - start))" >&2
   fi
+  return "$status"
 }
 
 # Runs a command quietly, showing its output only if it fails.

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# ./x test: every suite in order (cargo, WASM build, Deno against the stack, pgTAP), counting
+# ./x test: every suite in order (cargo, native, WASM build, Deno against the stack, pgTAP), counting
 # results from each runner and ending with one summary line.
 
 TOTAL_PASSED=0
@@ -119,14 +119,84 @@ test_pgtap() {
   run_check "supabase db advisors (no security findings)" keyserver_advisors
 }
 
+# Runs a program whose output ends with "N passed, M failed" and records its counts.
+run_counted() {
+  local name="$1"; shift
+  local out status=0 passed failed
+  out="$(mktemp)"
+  step "$name" bash -c '"$@" >"$0" 2>&1' "$out" "$@" || status=$?
+  grep -E '^(not ok|ok) ' "$out" | sed 's/^/    /' >&2 || true
+  passed=$(grep -oE '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -1 | awk '{print $1}')
+  failed=$(grep -oE '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -1 | awk '{print $3}')
+  passed=${passed:-0}
+  failed=${failed:-0}
+  if ((status != 0 && failed == 0)); then failed=1; fi
+  if ((status != 0)); then tail -60 "$out" >&2; fi
+  rm -f "$out"
+  record "$name" "$passed" "$failed"
+}
+
+# The native library: header, host build and exports, C test (plain and under ASan), Python
+# ctypes test, the seven mobile static libraries, cross-architecture conversations.
+test_native() {
+  # shellcheck source=native/scripts/header.sh
+  source "$ROOT/native/scripts/header.sh"
+  # shellcheck source=native/scripts/mobile.sh
+  source "$ROOT/native/scripts/mobile.sh"
+  # shellcheck source=native/scripts/cross.sh
+  source "$ROOT/native/scripts/cross.sh"
+  ensure_apt gcc python3 llvm-14
+  run_check "native header is cbindgen's output" header_check
+  run_check "native Dart wrapper uses only the header's names" dart_wrapper_check
+  local lib="$CARGO_TARGET_DIR/debug" work
+  run_check "native host build (cdylib + staticlib)" quiet cargo build -p spots-signal-ffi
+  run_check "native cdylib exports exactly the header's functions" native_host_exports "$lib"
+  work="$(mktemp -d)"
+  if quiet gcc -std=c11 -O1 -g -Wall -Wextra -Werror -I"$ROOT/native/include" \
+      "$ROOT/native/tests/c/dm_test.c" -L"$lib" -lspots_signal -lpthread -o "$work/dm_test"; then
+    run_counted "native C test (gcc, cdylib)" env LD_LIBRARY_PATH="$lib" "$work/dm_test" "$work/c"
+  else
+    record "native C test (gcc, cdylib)" 0 1
+  fi
+  if quiet gcc -std=c11 -O1 -g -fsanitize=address -fno-omit-frame-pointer -Wall -Wextra -Werror \
+      -I"$ROOT/native/include" "$ROOT/native/tests/c/dm_test.c" "$lib/libspots_signal.a" \
+      -lpthread -ldl -lm -o "$work/dm_test_asan"; then
+    run_counted "native C test under AddressSanitizer + LeakSanitizer (staticlib)" \
+      env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23 "$work/dm_test_asan" "$work/asan"
+  else
+    record "native C test under AddressSanitizer" 0 1
+  fi
+  run_counted "native Python ctypes test" python3 "$ROOT/native/tests/python/test_ctypes.py" \
+    "$lib/libspots_signal.so" "$work/py"
+  rm -rf "$work"
+  mobile_prerequisites
+  local target
+  for target in "${MOBILE_TARGETS[@]}"; do
+    run_check "native staticlib $target: builds, exports the header's functions" \
+      mobile_check_target "$target"
+  done
+  cross_main run_check
+}
+
+# The host cdylib's dynamic symbol table equals the header's function list.
+native_host_exports() {
+  local want got
+  want="$(header_functions)"
+  got="$(nm -D --defined-only "$1/libspots_signal.so" | awk '$2 == "T" {print $3}' | sort -u)"
+  if [[ "$want" != "$got" ]]; then
+    diff <(printf '%s\n' "$want") <(printf '%s\n' "$got") >&2 || true
+    return 1
+  fi
+}
+
 test_main() {
   local suites=("$@")
   # pgTAP before deno: the pgTAP suites roll back and expect the fresh cluster, while the Deno
   # suites leave users, bundles and buckets behind.
-  ((${#suites[@]})) || suites=(rust fuzz wasm pgtap deno)
+  ((${#suites[@]})) || suites=(rust native fuzz wasm pgtap deno)
   local s stack_ready=0
   for s in "${suites[@]}"; do
-    case "$s" in rust | fuzz | wasm | deno | pgtap) ;; *) die "unknown suite $s (rust fuzz wasm deno pgtap)" ;; esac
+    case "$s" in rust | native | fuzz | wasm | deno | pgtap) ;; *) die "unknown suite $s (rust native fuzz wasm deno pgtap)" ;; esac
   done
   for s in "${suites[@]}"; do
     # Suites that need the stack get one fresh cluster with the current migrations.

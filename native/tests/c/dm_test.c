@@ -1,0 +1,717 @@
+/*
+ * The C ABI end to end: two devices with separate on-disk stores hold a DM, restart, meet a
+ * wrong key and a damaged file, get killed between steps, and share a handle between threads.
+ *
+ *   dm_test DIR           run every scenario in DIR (created, must be empty or absent)
+ *   dm_test --party ...   one step of a conversation held through files (used by the
+ *                         cross-architecture check, see native/scripts/cross.sh)
+ *
+ * Prints "ok - name" / "not ok - name" per scenario and ends with "N passed, M failed".
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spots_signal.h"
+
+static const uint64_t NOW = 1800000000000ULL;
+static uint8_t KEY_A[32], KEY_B[32];
+static char DIR_[512];
+static int scenario_failed;
+
+static void fail(const char *file, int line, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "  FAIL %s:%d: ", file, line);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  const char *last = spots_last_error_message();
+  fprintf(stderr, "%s%s\n", last ? " | last error: " : "", last ? last : "");
+  scenario_failed = 1;
+}
+#define CHECK(cond, ...) \
+  do { if (!(cond)) fail(__FILE__, __LINE__, __VA_ARGS__); } while (0)
+#define EXPECT(call, want)                                                        \
+  do {                                                                            \
+    SpotsStatus st_ = (call);                                                     \
+    if (st_ != (want)) fail(__FILE__, __LINE__, "%s -> %d, want %d", #call, st_, \
+                            (int)(want));                                         \
+  } while (0)
+#define OK(call) EXPECT(call, SPOTS_STATUS_OK)
+
+static char *path_in(const char *name) {
+  static char buf[8][600];
+  static int next;
+  char *out = buf[next++ % 8];
+  snprintf(out, 600, "%s/%s", DIR_, name);
+  return out;
+}
+
+/* ---- a few JSON lookups on the library's own, known output shapes ---- */
+
+/* The value after "key": at or after `from`, or NULL. */
+static const char *json_at(const char *from, const char *key) {
+  char pattern[128];
+  snprintf(pattern, sizeof pattern, "\"%s\":", key);
+  const char *p = from ? strstr(from, pattern) : NULL;
+  return p ? p + strlen(pattern) : NULL;
+}
+static unsigned long json_uint(const char *from, const char *key) {
+  const char *p = json_at(from, key);
+  return p ? strtoul(p, NULL, 10) : 0;
+}
+/* Copies a string value (without quotes) into out. */
+static int json_str(const char *from, const char *key, char *out, size_t cap) {
+  const char *p = json_at(from, key);
+  if (!p || *p != '"') return 0;
+  const char *end = strchr(p + 1, '"');
+  if (!end || (size_t)(end - p - 1) >= cap) return 0;
+  memcpy(out, p + 1, (size_t)(end - p - 1));
+  out[end - p - 1] = 0;
+  return 1;
+}
+static int hex_decode(const char *hex, uint8_t *out, size_t cap) {
+  size_t n = strlen(hex) / 2;
+  if (n > cap) return -1;
+  for (size_t i = 0; i < n; i++) {
+    unsigned v;
+    if (sscanf(hex + 2 * i, "%2x", &v) != 1) return -1;
+    out[i] = (uint8_t)v;
+  }
+  return (int)n;
+}
+
+/* Takes a JSON result buffer as a NUL-terminated string (caller frees). */
+static char *take_string(SpotsBuffer *buffer) {
+  char *text = malloc(buffer->len + 1);
+  memcpy(text, buffer->data ? (const char *)buffer->data : "", buffer->len);
+  text[buffer->len] = 0;
+  spots_buffer_free(buffer);
+  return text;
+}
+
+/* The index-th object of the JSON array after `key` (objects have an "id"), or NULL. */
+static const char *json_nth(const char *from, const char *key, int index) {
+  const char *p = json_at(from, key);
+  if (!p || p[1] != '{') return NULL;
+  for (int i = 0; i < index; i++) {
+    p = strstr(p + 1, "},{");
+    if (!p) return NULL;
+    p += 1;
+  }
+  return p;
+}
+
+/*
+ * A bundle of a device as the key server hands it out, built from its publish plan: its
+ * index-th remaining one-time EC and Kyber prekeys (or the last-resort Kyber key).
+ */
+static char *bundle_from_plan(const char *plan, int index) {
+  static char ik[200], spub[200], ssig[200], kpub[4000], ksig[200], opub[200];
+  const char *signed_pk = json_at(plan, "signed_pre_key");
+  const char *one_time = json_nth(plan, "one_time_pre_keys", index);
+  const char *kyber = json_nth(plan, "one_time_kyber_pre_keys", index);
+  if (!kyber) kyber = json_at(plan, "last_resort_kyber_pre_key");
+  json_str(plan, "identity_key", ik, sizeof ik);
+  json_str(signed_pk, "public", spub, sizeof spub);
+  json_str(signed_pk, "signature", ssig, sizeof ssig);
+  json_str(kyber, "public", kpub, sizeof kpub);
+  json_str(kyber, "signature", ksig, sizeof ksig);
+  char pre_key[400] = "\"pre_key_id\":null,\"pre_key_public\":null";
+  if (one_time) {
+    json_str(one_time, "public", opub, sizeof opub);
+    snprintf(pre_key, sizeof pre_key, "\"pre_key_id\":%lu,\"pre_key_public\":\"%s\"",
+             json_uint(one_time, "id"), opub);
+  }
+  char *out = malloc(8192);
+  snprintf(out, 8192,
+           "{\"registration_id\":%lu,\"device_id\":%lu,\"identity_key\":\"%s\","
+           "\"signed_pre_key_id\":%lu,\"signed_pre_key_public\":\"%s\","
+           "\"signed_pre_key_signature\":\"%s\",%s,\"kyber_pre_key_id\":%lu,"
+           "\"kyber_pre_key_public\":\"%s\",\"kyber_pre_key_signature\":\"%s\"}",
+           json_uint(plan, "registration_id"), json_uint(plan, "device_id"), ik,
+           json_uint(signed_pk, "id"), spub, ssig, pre_key, json_uint(kyber, "id"), kpub, ksig);
+  return out;
+}
+
+static char *plan_of(SpotsTransport *device) {
+  SpotsBuffer buf = {0};
+  if (spots_publish_plan(device, &buf) != SPOTS_STATUS_OK) return NULL;
+  return take_string(&buf);
+}
+
+/* A bundle with the device's first remaining one-time prekeys. */
+static char *make_bundle(SpotsTransport *device) {
+  char *plan = plan_of(device);
+  if (!plan) return NULL;
+  char *bundle = bundle_from_plan(plan, 0);
+  free(plan);
+  return bundle;
+}
+
+/* ---- devices ---- */
+
+static SpotsTransport *open_device(const char *file, const uint8_t *key, const char *agent,
+                                   uint32_t device) {
+  SpotsTransport *handle = NULL;
+  SpotsStatus st = spots_transport_open(path_in(file), key, 32, agent, device, &handle);
+  CHECK(st == SPOTS_STATUS_OK && handle, "open %s -> %d", file, st);
+  return handle;
+}
+
+static void ready(SpotsTransport *device) {
+  SpotsBuffer buf = {0};
+  OK(spots_ensure_ready(device, NOW, &buf));
+  spots_buffer_free(&buf);
+}
+
+static int process(SpotsTransport *from, const char *to_agent, uint32_t to_device,
+                   const char *bundle);
+
+static int connect_to(SpotsTransport *from, SpotsTransport *to, const char *to_agent,
+                      uint32_t to_device) {
+  char *bundle = make_bundle(to);
+  if (!bundle) return 0;
+  int ok = process(from, to_agent, to_device, bundle);
+  free(bundle);
+  return ok;
+}
+
+static int process(SpotsTransport *from, const char *to_agent, uint32_t to_device,
+                   const char *bundle) {
+  SpotsBuffer out = {0};
+  SpotsStatus st = spots_process_bundle(from, to_agent, to_device, (const uint8_t *)bundle,
+                                        strlen(bundle), NOW, &out);
+  CHECK(st == SPOTS_STATUS_OK, "process_bundle -> %d", st);
+  spots_buffer_free(&out);
+  return st == SPOTS_STATUS_OK;
+}
+
+typedef struct {
+  uint8_t type;
+  int len;
+  uint8_t body[8192];
+} Message;
+
+/* Encrypts text to agent.device; returns 1 on success. */
+static int encrypt_one(SpotsTransport *from, const char *agent, uint32_t device, const char *text,
+                       Message *m) {
+  SpotsBuffer out = {0};
+  SpotsStatus st = spots_encrypt_to_agent(from, agent, device, (const uint8_t *)text,
+                                          strlen(text), NOW, &out);
+  if (st != SPOTS_STATUS_OK) return 0;
+  char *json = take_string(&out);
+  static __thread char hex[16400];
+  m->type = (uint8_t)json_uint(json, "type");
+  json_str(json, "body", hex, sizeof hex);
+  m->len = hex_decode(hex, m->body, sizeof m->body);
+  free(json);
+  return m->len > 0;
+}
+
+/* Decrypts; returns the status and copies the plaintext into text. */
+static SpotsStatus decrypt_one(SpotsTransport *to, const char *agent, uint32_t device,
+                               const Message *m, char *text, size_t cap, uint32_t *flags) {
+  SpotsBuffer out = {0};
+  uint32_t f = 0;
+  SpotsStatus st =
+      spots_decrypt_from_agent(to, agent, device, m->type, m->body, (size_t)m->len, NOW, &out, &f);
+  if (st == SPOTS_STATUS_OK && text) {
+    size_t n = out.len < cap - 1 ? out.len : cap - 1;
+    memcpy(text, out.data, n);
+    text[n] = 0;
+  }
+  if (flags) *flags = f;
+  spots_buffer_free(&out);
+  return st;
+}
+
+static void exchange(SpotsTransport *from, const char *from_agent, SpotsTransport *to,
+                     const char *to_agent, const char *text) {
+  Message m;
+  char got[256];
+  CHECK(encrypt_one(from, to_agent, 1, text, &m), "encrypt %s", text);
+  EXPECT(decrypt_one(to, from_agent, 1, &m, got, sizeof got, NULL), SPOTS_STATUS_OK);
+  CHECK(strcmp(got, text) == 0, "got %s, want %s", got, text);
+}
+
+static unsigned char *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *data = malloc((size_t)n + 1);
+  *len = fread(data, 1, (size_t)n, f);
+  fclose(f);
+  return data;
+}
+
+/* ---- scenarios ---- */
+
+static void scenario_first_contact(void) {
+  SpotsTransport *alice = open_device("alice.db", KEY_A, "alice", 1);
+  SpotsTransport *bob = open_device("bob.db", KEY_B, "bob", 1);
+  SpotsBuffer buf = {0};
+  OK(spots_ensure_ready(bob, NOW, &buf));
+  char *report = take_string(&buf);
+  CHECK(strstr(report, "\"needs_upload\":true") && strstr(report, "\"identity_created\":true"),
+        "first ensure_ready: %.80s", report);
+  free(report);
+  OK(spots_ensure_ready(bob, NOW, &buf));
+  report = take_string(&buf);
+  CHECK(strstr(report, "\"needs_upload\":false"), "second ensure_ready needs no upload");
+  free(report);
+  ready(alice);
+
+  /* Without a session nothing is encrypted; the error names what to fetch. */
+  OK(spots_devices(alice, "bob", &buf));
+  char *devices = take_string(&buf);
+  CHECK(strcmp(devices, "[]") == 0, "devices %s", devices);
+  free(devices);
+  Message m;
+  CHECK(!encrypt_one(alice, "bob", 0, "x", &m), "encrypt without session");
+  CHECK(spots_last_error_json() && strstr(spots_last_error_json(), "\"status\":34") &&
+            strstr(spots_last_error_json(), "\"unknown_agents\":[\"bob\"]"),
+        "missing sessions details: %s", spots_last_error_json());
+
+  CHECK(connect_to(alice, bob, "bob", 1), "connect");
+  CHECK(encrypt_one(alice, "bob", 0, "hello bob", &m), "encrypt");
+  CHECK(m.type == 3, "first message type %d", m.type);
+  char got[256];
+  uint32_t flags = 0;
+  EXPECT(decrypt_one(bob, "alice", 1, &m, got, sizeof got, &flags), SPOTS_STATUS_OK);
+  CHECK(strcmp(got, "hello bob") == 0 && (flags & SPOTS_DECRYPT_NEW_SESSION), "got %s", got);
+  /* The same PreKey message again: a duplicate, state unchanged. */
+  EXPECT(decrypt_one(bob, "alice", 1, &m, got, sizeof got, NULL),
+         SPOTS_STATUS_DUPLICATE_MESSAGE);
+  exchange(bob, "bob", alice, "alice", "hi alice");
+  exchange(alice, "alice", bob, "bob", "how are you");
+
+  /* Safety numbers agree on both sides, and the QR payloads match. */
+  OK(spots_safety_number(alice, "bob", 1, &buf));
+  char *sa = take_string(&buf);
+  OK(spots_safety_number(bob, "alice", 1, &buf));
+  char *sb = take_string(&buf);
+  char da[80], db[80], qr[400];
+  json_str(sa, "displayable", da, sizeof da);
+  json_str(sb, "displayable", db, sizeof db);
+  CHECK(strlen(da) == 60 && strcmp(da, db) == 0, "safety numbers %s / %s", da, db);
+  json_str(sb, "scannable", qr, sizeof qr);
+  uint8_t scanned[200];
+  int n = hex_decode(qr, scanned, sizeof scanned);
+  bool matches = false;
+  OK(spots_compare_safety_number(alice, "bob", 1, scanned, (size_t)n, &matches));
+  CHECK(matches, "scanned safety number matches");
+  OK(spots_mark_verified(alice, "bob", 1));
+  OK(spots_trust(alice, "bob", 1, &buf));
+  char *trust = take_string(&buf);
+  CHECK(strstr(trust, "\"state\":\"trusted\"") && strstr(trust, "\"verified\":true"), "%s", trust);
+  free(sa), free(sb), free(trust);
+  spots_transport_close(alice);
+  spots_transport_close(bob);
+}
+
+/* Each step runs in its own process, as an app that is restarted between messages. */
+static void scenario_restart(void) {
+  for (int round = 0; round < 3; round++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      scenario_failed = 0;
+      SpotsTransport *alice = open_device("alice.db", KEY_A, "alice", 1);
+      SpotsTransport *bob = open_device("bob.db", KEY_B, "bob", 1);
+      char text[64];
+      snprintf(text, sizeof text, "after restart %d", round);
+      exchange(alice, "alice", bob, "bob", text);
+      /* Leave a message in flight across the restart. */
+      Message m;
+      CHECK(encrypt_one(bob, "alice", 1, "in flight", &m), "encrypt in flight");
+      FILE *f = fopen(path_in("inflight.bin"), "wb");
+      fwrite(&m, sizeof m, 1, f);
+      fclose(f);
+      spots_transport_close(alice);
+      spots_transport_close(bob);
+      _exit(scenario_failed);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child round %d", round);
+    SpotsTransport *alice = open_device("alice.db", KEY_A, "alice", 1);
+    size_t len = 0;
+    Message *m = (Message *)read_file(path_in("inflight.bin"), &len);
+    char got[64];
+    CHECK(m && len == sizeof *m, "in-flight message");
+    if (m) {
+      EXPECT(decrypt_one(alice, "bob", 1, m, got, sizeof got, NULL), SPOTS_STATUS_OK);
+      CHECK(strcmp(got, "in flight") == 0, "in flight: %s", got);
+    }
+    free(m);
+    spots_transport_close(alice);
+  }
+}
+
+static void scenario_wrong_key_and_damage(void) {
+  size_t before_len = 0, after_len = 0;
+  unsigned char *before = read_file(path_in("alice.db"), &before_len);
+  uint8_t wrong[32];
+  memset(wrong, 0x77, sizeof wrong);
+  SpotsTransport *handle = (SpotsTransport *)0x1;
+  EXPECT(spots_transport_open(path_in("alice.db"), wrong, 32, "alice", 1, &handle),
+         SPOTS_STATUS_STORE_WRONG_KEY);
+  CHECK(handle == NULL, "no handle on a wrong key");
+  CHECK(spots_last_error_message() != NULL, "a message");
+  EXPECT(spots_transport_open(path_in("alice.db"), KEY_A, 32, "alice", 2, &handle),
+         SPOTS_STATUS_STORE_ADDRESS_MISMATCH);
+  EXPECT(spots_transport_open(path_in("alice.db"), KEY_A, 16, "alice", 1, &handle),
+         SPOTS_STATUS_INVALID_ARGUMENT);
+  unsigned char *after = read_file(path_in("alice.db"), &after_len);
+  CHECK(before && after && before_len == after_len && memcmp(before, after, before_len) == 0,
+        "the store file is unchanged");
+  free(before), free(after);
+
+  /* A damaged file is refused and left as it was. */
+  FILE *f = fopen(path_in("junk.db"), "wb");
+  for (int i = 0; i < 4096; i++) fputc(0xA5, f);
+  fclose(f);
+  EXPECT(spots_transport_open(path_in("junk.db"), KEY_A, 32, "alice", 1, &handle),
+         SPOTS_STATUS_STORE_CORRUPT);
+  unsigned char *junk = read_file(path_in("junk.db"), &after_len);
+  CHECK(after_len == 4096 && junk[0] == 0xA5 && junk[4095] == 0xA5, "junk file untouched");
+  free(junk);
+
+  /* With the right key the conversation goes on. */
+  SpotsTransport *alice = open_device("alice.db", KEY_A, "alice", 1);
+  SpotsTransport *bob = open_device("bob.db", KEY_B, "bob", 1);
+  exchange(alice, "alice", bob, "bob", "still here");
+  exchange(bob, "bob", alice, "alice", "me too");
+  spots_transport_close(alice);
+  spots_transport_close(bob);
+}
+
+/* The journal of the crash scenario: the last ciphertext alice produced, written before bob
+ * sees it. */
+static void journal_write(const Message *m) {
+  int fd = open(path_in("journal.tmp"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (write(fd, m, sizeof *m) != (ssize_t)sizeof *m) _exit(3);
+  fsync(fd);
+  close(fd);
+  rename(path_in("journal.tmp"), path_in("journal.bin"));
+}
+
+/* Child: a busy conversation with a fresh session (PreKey message, prekey consumption) every
+ * other message, until it is killed. Bundles for bob's unused one-time prekeys are prepared
+ * first, so the loop spends its time in protocol operations. */
+static void crash_child(int ready_fd) {
+  SpotsTransport *alice = open_device("alice.db", KEY_A, "alice", 1);
+  SpotsTransport *bob = open_device("bob.db", KEY_B, "bob", 1);
+  SpotsBuffer buf = {0};
+  /* Replenishes bob's one-time prekeys when they run low. */
+  spots_ensure_ready(bob, NOW, &buf);
+  spots_buffer_free(&buf);
+  char *plan = plan_of(bob);
+  if (!plan) _exit(4);
+  /* Tell the parent the busy loop starts now. */
+  if (write(ready_fd, "r", 1) != 1) _exit(9);
+  for (unsigned i = 0;; i++) {
+    if (i % 2 == 0) {
+      char *bundle = bundle_from_plan(plan, (int)(i / 2));
+      if (!bundle || !process(alice, "bob", 1, bundle)) _exit(4);
+      free(bundle);
+    }
+    Message m;
+    char text[64];
+    snprintf(text, sizeof text, "busy %u", i);
+    if (!encrypt_one(alice, "bob", 1, text, &m)) _exit(5);
+    journal_write(&m);
+    if (decrypt_one(bob, "alice", 1, &m, NULL, 0, NULL) != SPOTS_STATUS_OK) _exit(6);
+    if (!encrypt_one(bob, "alice", 1, "ack", &m)) _exit(7);
+    if (decrypt_one(alice, "bob", 1, &m, NULL, 0, NULL) != SPOTS_STATUS_OK) _exit(8);
+    if (write(ready_fd, "i", 1) != 1) _exit(9);
+  }
+}
+
+static void scenario_killed_between_steps(void) {
+  srand(12345);
+  int rounds = 12, prekey_rounds = 0, redelivered = 0, duplicates = 0;
+  for (int round = 0; round < rounds; round++) {
+    unlink(path_in("journal.bin"));
+    int ready[2];
+    if (pipe(ready) != 0) { CHECK(0, "pipe"); return; }
+    pid_t pid = fork();
+    if (pid == 0) crash_child(ready[1]);
+    /* The child reports the start of its loop and each completed iteration (a fresh session:
+     * process_bundle, PreKey encrypt, journal, PreKey decrypt, reply; then a plain round
+     * trip). Let it complete one or two, then kill it at a random point of the next pair,
+     * whatever the machine's speed. */
+    char byte;
+    struct timespec t0, t1;
+    CHECK(read(ready[0], &byte, 1) == 1, "round %d: the child did not start", round);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK(read(ready[0], &byte, 1) == 1 && read(ready[0], &byte, 1) == 1, "round %d: no progress",
+          round);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long pair_ns = (t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec);
+    if (rand() % 2) CHECK(read(ready[0], &byte, 1) == 1, "round %d: no progress", round);
+    long wait_ns = (long)((double)pair_ns * (double)(rand() % 1000) / 1000.0);
+    struct timespec pause = {wait_ns / 1000000000L, wait_ns % 1000000000L};
+    nanosleep(&pause, NULL);
+    close(ready[0]);
+    close(ready[1]);
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFSIGNALED(status), "round %d: the child died on its own (status %d)", round,
+          WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+
+    /* The last message alice produced is either fully processed by bob (duplicate) or not
+     * at all (decrypts now). Anything else would be a half-written state. */
+    SpotsTransport *alice = open_device("alice.db", KEY_A, "alice", 1);
+    SpotsTransport *bob = open_device("bob.db", KEY_B, "bob", 1);
+    size_t len = 0;
+    Message *m = (Message *)read_file(path_in("journal.bin"), &len);
+    if (m && len == sizeof *m) {
+      if (m->type == 3) prekey_rounds++;
+      SpotsStatus st = decrypt_one(bob, "alice", 1, m, NULL, 0, NULL);
+      CHECK(st == SPOTS_STATUS_OK || st == SPOTS_STATUS_DUPLICATE_MESSAGE,
+            "round %d: redelivery -> %d", round, st);
+      redelivered += st == SPOTS_STATUS_OK;
+      duplicates += st == SPOTS_STATUS_DUPLICATE_MESSAGE;
+    }
+    free(m);
+    /* Both stores still hold a working session both ways. */
+    exchange(bob, "bob", alice, "alice", "after the crash");
+    exchange(alice, "alice", bob, "bob", "all good");
+    spots_transport_close(alice);
+    spots_transport_close(bob);
+  }
+  fprintf(stderr,
+          "  %d kills; last message in flight: %d PreKey; bob had not committed it %d times, "
+          "had committed it %d times\n",
+          rounds, prekey_rounds, redelivered, duplicates);
+}
+
+typedef struct {
+  SpotsTransport *handle;
+  int id;
+  Message *out;
+  int count;
+  int errors;
+} Worker;
+
+static void *encrypt_worker(void *arg) {
+  Worker *w = arg;
+  for (int i = 0; i < w->count; i++) {
+    char text[64];
+    snprintf(text, sizeof text, "thread %d message %d", w->id, i);
+    if (!encrypt_one(w->handle, "bob", 1, text, &w->out[i])) w->errors++;
+    SpotsBuffer buf = {0};
+    if (spots_safety_number(w->handle, "bob", 1, &buf) != SPOTS_STATUS_OK) w->errors++;
+    spots_buffer_free(&buf);
+    /* A failing call on one thread sets only that thread's last error. */
+    if (spots_trust(w->handle, "no spaces allowed", 1, &buf) != SPOTS_STATUS_INVALID_ARGUMENT ||
+        !spots_last_error_message())
+      w->errors++;
+  }
+  return NULL;
+}
+
+static void *decrypt_worker(void *arg) {
+  Worker *w = arg;
+  for (int i = 0; i < w->count; i++) {
+    char got[64], want[64];
+    snprintf(want, sizeof want, "thread %d message %d", w->id, i);
+    if (decrypt_one(w->handle, "alice", 1, &w->out[i], got, sizeof got, NULL) !=
+            SPOTS_STATUS_OK ||
+        strcmp(got, want) != 0)
+      w->errors++;
+  }
+  return NULL;
+}
+
+static void scenario_two_threads(void) {
+  enum { N = 40 };
+  static Message out[2][N];
+  SpotsTransport *alice = open_device("alice.db", KEY_A, "alice", 1);
+  SpotsTransport *bob = open_device("bob.db", KEY_B, "bob", 1);
+  Worker workers[2];
+  pthread_t threads[2];
+  for (int t = 0; t < 2; t++) {
+    workers[t] = (Worker){alice, t, out[t], N, 0};
+    pthread_create(&threads[t], NULL, encrypt_worker, &workers[t]);
+  }
+  for (int t = 0; t < 2; t++) pthread_join(threads[t], NULL);
+  CHECK(workers[0].errors == 0 && workers[1].errors == 0, "encrypt errors %d %d",
+        workers[0].errors, workers[1].errors);
+  /* Bob decrypts both streams at once on his one handle (out of order across threads). */
+  for (int t = 0; t < 2; t++) {
+    workers[t] = (Worker){bob, t, out[t], N, 0};
+    pthread_create(&threads[t], NULL, decrypt_worker, &workers[t]);
+  }
+  for (int t = 0; t < 2; t++) pthread_join(threads[t], NULL);
+  CHECK(workers[0].errors == 0 && workers[1].errors == 0, "decrypt errors %d %d",
+        workers[0].errors, workers[1].errors);
+  spots_transport_close(alice);
+  spots_transport_close(bob);
+}
+
+static void scenario_abi_edges(void) {
+  SpotsBuffer buf = {0};
+  EXPECT(spots_ensure_ready(NULL, NOW, &buf), SPOTS_STATUS_NULL_POINTER);
+  CHECK(spots_last_error_message() && strstr(spots_last_error_message(), "handle"), "message");
+  SpotsTransport *alice = open_device("alice.db", KEY_A, "alice", 1);
+  EXPECT(spots_ensure_ready(alice, NOW, NULL), SPOTS_STATUS_NULL_POINTER);
+  OK(spots_ensure_ready(alice, NOW, &buf));
+  CHECK(spots_last_error_message() == NULL, "a success clears the last error");
+  spots_buffer_free(&buf);
+  spots_buffer_free(&buf); /* reset to empty: harmless */
+  spots_buffer_free(NULL);
+  EXPECT(spots_trust(alice, "bad agent", 1, &buf), SPOTS_STATUS_INVALID_ARGUMENT);
+  EXPECT(spots_trust(alice, "bob", 0, &buf), SPOTS_STATUS_INVALID_ARGUMENT);
+  EXPECT(spots_trust(alice, "bob", 1, NULL), SPOTS_STATUS_NULL_POINTER);
+  const char bad_utf8[] = {(char)0xff, 'x', 0};
+  EXPECT(spots_trust(alice, bad_utf8, 1, &buf), SPOTS_STATUS_INVALID_UTF8);
+  OK(spots_trust(alice, "carol", 1, &buf));
+  char *trust = take_string(&buf);
+  CHECK(strcmp(trust, "{\"state\":\"unknown\"}") == 0, "%s", trust);
+  free(trust);
+  EXPECT(spots_process_bundle(alice, "carol", 1, (const uint8_t *)"{}", 2, NOW, &buf),
+         SPOTS_STATUS_INVALID_ARGUMENT);
+  uint8_t junk[40];
+  memset(junk, 0x33, sizeof junk);
+  uint32_t flags = 0;
+  EXPECT(spots_decrypt_from_agent(alice, "bob", 1, 2, junk, sizeof junk, NOW, &buf, &flags),
+         SPOTS_STATUS_INVALID_MESSAGE);
+  EXPECT(spots_decrypt_from_agent(alice, "bob", 1, 9, junk, sizeof junk, NOW, &buf, &flags),
+         SPOTS_STATUS_INVALID_MESSAGE);
+  EXPECT(spots_approve_identity(alice, "carol", 1, &buf), SPOTS_STATUS_INVALID_ARGUMENT);
+  uint32_t devices[] = {1, 2};
+  OK(spots_update_device_list(alice, "bob", devices, 2, &buf));
+  char *change = take_string(&buf);
+  CHECK(strcmp(change, "{\"added\":[2],\"removed\":[]}") == 0, "%s", change);
+  free(change);
+  Message m;
+  CHECK(!encrypt_one(alice, "bob", 0, "to all", &m), "bob.2 has no session");
+  CHECK(strstr(spots_last_error_json(), "\"addresses\":[\"bob.2\"]"), "%s", spots_last_error_json());
+  uint32_t stale[] = {2};
+  OK(spots_drop_stale_devices(alice, "bob", stale, 1, &buf));
+  spots_buffer_free(&buf);
+  CHECK(strlen(spots_core_version()) > 0, "version");
+  spots_transport_close(alice);
+  spots_transport_close(NULL);
+}
+
+typedef struct {
+  const char *name;
+  void (*run)(void);
+} Scenario;
+
+static int run_all(const char *dir) {
+  snprintf(DIR_, sizeof DIR_, "%s", dir);
+  mkdir(dir, 0700);
+  memset(KEY_A, 0xA1, sizeof KEY_A);
+  memset(KEY_B, 0xB2, sizeof KEY_B);
+  Scenario scenarios[] = {
+      {"two devices on disk: publish, bundle, PreKey message, replies, safety numbers",
+       scenario_first_contact},
+      {"process restarts mid-conversation (a message in flight across the restart)",
+       scenario_restart},
+      {"wrong store key, another device's store, a damaged file: typed errors, files intact",
+       scenario_wrong_key_and_damage},
+      {"killed between and during operations: nothing lost or half-written",
+       scenario_killed_between_steps},
+      {"one handle from two threads at once", scenario_two_threads},
+      {"ABI edges: NULLs, bad UTF-8, invalid arguments, last error, buffers", scenario_abi_edges},
+  };
+  int passed = 0, failed = 0;
+  for (size_t i = 0; i < sizeof scenarios / sizeof *scenarios; i++) {
+    scenario_failed = 0;
+    scenarios[i].run();
+    printf("%s - %s\n", scenario_failed ? "not ok" : "ok", scenarios[i].name);
+    fflush(stdout);
+    if (scenario_failed) failed++; else passed++;
+  }
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
+
+/* ---- one step of a conversation through files, for the cross-architecture check ----
+ *   --party DIR NAME KEYBYTE init             ensure_ready
+ *   --party DIR NAME KEYBYTE connect PEER     process PEER's bundle (DIR/PEER.bundle)
+ *   --party DIR NAME KEYBYTE send PEER TEXT   encrypt to PEER.1 -> DIR/NAME-to-PEER.msg
+ *   --party DIR NAME KEYBYTE recv PEER TEXT   decrypt DIR/PEER-to-NAME.msg, expect TEXT
+ * Each writes DIR/NAME.bundle (its current bundle) after the step. */
+static int party(int argc, char **argv) {
+  if (argc < 5) return 2;
+  snprintf(DIR_, sizeof DIR_, "%s", argv[2]);
+  const char *name = argv[3];
+  uint8_t key[32];
+  memset(key, (int)strtoul(argv[4], NULL, 16), sizeof key);
+  const char *op = argv[5];
+  char file[128];
+  snprintf(file, sizeof file, "%s.db", name);
+  scenario_failed = 0;
+  SpotsTransport *me = open_device(file, key, name, 1);
+  if (!me) return 1;
+  if (strcmp(op, "init") == 0) {
+    ready(me);
+  } else if (strcmp(op, "connect") == 0 && argc > 6) {
+    char bundle_file[128];
+    snprintf(bundle_file, sizeof bundle_file, "%s.bundle", argv[6]);
+    size_t len = 0;
+    char *bundle = (char *)read_file(path_in(bundle_file), &len);
+    SpotsBuffer out = {0};
+    OK(spots_process_bundle(me, argv[6], 1, (uint8_t *)bundle, len, NOW, &out));
+    spots_buffer_free(&out);
+    free(bundle);
+  } else if (strcmp(op, "send") == 0 && argc > 7) {
+    Message m;
+    CHECK(encrypt_one(me, argv[6], 1, argv[7], &m), "encrypt");
+    char msg_file[128];
+    snprintf(msg_file, sizeof msg_file, "%s-to-%s.msg", name, argv[6]);
+    FILE *f = fopen(path_in(msg_file), "wb");
+    fwrite(&m, sizeof m, 1, f);
+    fclose(f);
+  } else if (strcmp(op, "recv") == 0 && argc > 7) {
+    char msg_file[128], got[256];
+    snprintf(msg_file, sizeof msg_file, "%s-to-%s.msg", argv[6], name);
+    size_t len = 0;
+    Message *m = (Message *)read_file(path_in(msg_file), &len);
+    CHECK(m && len == sizeof *m, "message file");
+    if (m) {
+      EXPECT(decrypt_one(me, argv[6], 1, m, got, sizeof got, NULL), SPOTS_STATUS_OK);
+      CHECK(strcmp(got, argv[7]) == 0, "got %s, want %s", got, argv[7]);
+    }
+    free(m);
+  } else {
+    fprintf(stderr, "unknown party step\n");
+    return 2;
+  }
+  char *bundle = make_bundle(me);
+  char bundle_file[128];
+  snprintf(bundle_file, sizeof bundle_file, "%s.bundle", name);
+  FILE *f = fopen(path_in(bundle_file), "wb");
+  if (bundle && f) fputs(bundle, f);
+  if (f) fclose(f);
+  free(bundle);
+  spots_transport_close(me);
+  return scenario_failed;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 2 && strcmp(argv[1], "--party") == 0) return party(argc, argv);
+  if (argc != 2) {
+    fprintf(stderr, "usage: dm_test DIR | dm_test --party DIR NAME KEYBYTE STEP ...\n");
+    return 2;
+  }
+  return run_all(argv[1]);
+}
