@@ -105,6 +105,16 @@ impl ChainKey {
         })
     }
 
+    /// Moves this chain key one step forward in place (one HMAC, no allocation). Returns
+    /// `None`, leaving the key unchanged, when the index would overflow.
+    pub(crate) fn advance(&mut self) -> Option<()> {
+        let index = self.index.checked_add(1)?;
+        let next = chain_next_key(&self.key);
+        self.key.copy_from_slice(next.as_slice());
+        self.index = index;
+        Some(())
+    }
+
     /// The message key seed at this position, `HMAC-SHA256(chain_key, 0x01)`: what is stored
     /// for skipped messages.
     #[must_use]
@@ -275,6 +285,12 @@ mod tests {
         assert_eq!(chain.message_keys().counter(), 0);
         assert_eq!(chain.message_key_seed().derive(), chain.message_keys());
         assert!(ChainKey::new([1; 32], u32::MAX).next().is_none());
+        let mut stepped = chain.clone();
+        stepped.advance().unwrap();
+        assert_eq!(stepped, next);
+        let mut last = ChainKey::new([1; 32], u32::MAX);
+        assert!(last.advance().is_none());
+        assert_eq!(last, ChainKey::new([1; 32], u32::MAX));
         let text = format!(
             "{chain:?} {:?} {:?}",
             chain.message_keys(),

@@ -6,6 +6,8 @@
 
 mod chain;
 
+#[cfg(test)]
+pub(crate) use chain::work;
 pub(crate) use chain::{chain_next_key, chain_seed, derive_from_seed};
 
 use aes::Aes256;

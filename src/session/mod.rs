@@ -222,6 +222,15 @@ pub fn encrypt(
 ///
 /// May draw one ratchet key (`fill_bytes(32)`) per session tried, even when it then fails,
 /// exactly as libsignal does.
+///
+/// **Work bound (a deliberate deviation from libsignal).** Reaching a message's counter walks
+/// its receiving chain forward, one HMAC per step, and libsignal allows up to
+/// [`MAX_FORWARD_JUMPS`] steps in *each* session it tries — with 40 archived sessions a single
+/// forged message could cost a million steps. Here the sessions tried for one message share one
+/// budget of [`MAX_FORWARD_JUMPS`] steps in total, and skipped message keys are only stored
+/// after the MAC verified. The only messages this refuses that libsignal would accept are late
+/// messages of an archived session whose counter is far ahead of its chain while newer
+/// sessions have used up the budget (roughly: sessions tried × counter gap > 25,000).
 pub fn decrypt_signal_message<R: CryptoRng + ?Sized>(
     record: &SessionRecord,
     message: &SignalMessage,
@@ -230,9 +239,10 @@ pub fn decrypt_signal_message<R: CryptoRng + ?Sized>(
     if record.current.is_none() && record.previous.is_empty() {
         return Err(SessionError::SessionNotFound);
     }
+    let mut budget = MAX_FORWARD_JUMPS;
     if let Some(current) = &record.current {
         let mut state = current.clone();
-        match state.decrypt(message, rng) {
+        match state.decrypt(message, &mut budget, rng) {
             Ok(plaintext) => {
                 let mut updated = record.clone();
                 updated.current = Some(state);
@@ -244,7 +254,7 @@ pub fn decrypt_signal_message<R: CryptoRng + ?Sized>(
     }
     for (index, previous) in record.previous.iter().enumerate() {
         let mut state = previous.clone();
-        match state.decrypt(message, rng) {
+        match state.decrypt(message, &mut budget, rng) {
             Ok(plaintext) => {
                 let mut updated = record.clone();
                 updated.promote_archived(index, state);
@@ -286,7 +296,8 @@ pub fn decrypt_prekey_message<R: CryptoRng + ?Sized, L: PreKeyLookup + ?Sized>(
             Some(used)
         };
     let state = updated.current.as_mut().ok_or(SessionError::InvalidState)?;
-    let plaintext = state.decrypt(message.message(), rng)?;
+    let mut budget = MAX_FORWARD_JUMPS;
+    let plaintext = state.decrypt(message.message(), &mut budget, rng)?;
     Ok(PreKeyDecryption {
         record: updated,
         plaintext,
@@ -349,4 +360,121 @@ fn new_responder_session<L: PreKeyLookup + ?Sized>(
             .map(|record| (record.id(), record.is_last_resort())),
     };
     Ok((state, used))
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::cipher::work::chain_steps;
+    use crate::keys::{KeyPair, KyberPreKeyId, PreKeyId, SignedPreKeyId};
+    use crate::wire::CIPHERTEXT_MESSAGE_CURRENT_VERSION;
+
+    const T0: Timestamp = Timestamp::from_secs(1_700_000_000);
+
+    /// Alice's record after starting `sessions` sessions with Bob (all but the last archived),
+    /// with both identities.
+    fn record_with_sessions(
+        sessions: usize,
+        rng: &mut ChaCha20Rng,
+    ) -> (SessionRecord, IdentityKeyPair, IdentityKeyPair) {
+        let alice = IdentityKeyPair::generate(rng);
+        let bob = IdentityKeyPair::generate(rng);
+        let signed = SignedPreKeyRecord::generate(SignedPreKeyId(1), &bob, T0, rng);
+        let kyber = KyberPreKeyRecord::generate(KyberPreKeyId(1), &bob, T0, true, rng);
+        let mut record = SessionRecord::new();
+        for id in 0..sessions {
+            let one_time = PreKeyRecord::generate(PreKeyId(id as u32), rng);
+            let bundle = PreKeyBundle::from_records(
+                RegistrationId(2),
+                1,
+                *bob.identity_key(),
+                &signed,
+                Some(&one_time),
+                Some(&kyber),
+            );
+            record = process_prekey_bundle(
+                Some(&record),
+                &alice,
+                RegistrationId(1),
+                &bundle,
+                SessionOptions::default(),
+                T0,
+                rng,
+            )
+            .unwrap();
+        }
+        (record, alice, bob)
+    }
+
+    #[test]
+    fn forged_message_work_is_bounded_across_all_sessions() {
+        let mut rng = ChaCha20Rng::seed_from_u64(41);
+        let (record, alice, bob) = record_with_sessions(MAX_ARCHIVED_STATES + 1, &mut rng);
+        assert_eq!(record.archived_session_count(), MAX_ARCHIVED_STATES);
+        let forged = SignalMessage::new(
+            CIPHERTEXT_MESSAGE_CURRENT_VERSION,
+            &[0x42; 32],
+            *KeyPair::generate(&mut rng).public_key(),
+            MAX_FORWARD_JUMPS,
+            0,
+            vec![0; 16],
+            bob.identity_key(),
+            alice.identity_key(),
+        );
+        let before = chain_steps();
+        let error = decrypt_signal_message(&record, &forged, &mut rng).unwrap_err();
+        let steps = chain_steps() - before;
+        assert_eq!(error, SessionError::DecryptionFailed);
+        assert_eq!(error.class(), ErrorClass::InvalidMessage);
+        // One walk of 25,000 steps (plus the step past the message per session tried), where
+        // libsignal's rules would walk 41 times.
+        let sessions = (MAX_ARCHIVED_STATES + 1) as u64;
+        assert!(
+            steps <= u64::from(MAX_FORWARD_JUMPS) + sessions,
+            "{steps} chain steps"
+        );
+    }
+
+    #[test]
+    fn sessions_share_the_forward_jump_budget() {
+        let mut rng = ChaCha20Rng::seed_from_u64(42);
+        let (record, alice, bob) = record_with_sessions(3, &mut rng);
+        // A forged message with a small gap is tried in every session, each walking its gap.
+        let forged = SignalMessage::new(
+            CIPHERTEXT_MESSAGE_CURRENT_VERSION,
+            &[0x42; 32],
+            *KeyPair::generate(&mut rng).public_key(),
+            100,
+            0,
+            vec![0; 16],
+            bob.identity_key(),
+            alice.identity_key(),
+        );
+        let before = chain_steps();
+        let error = decrypt_signal_message(&record, &forged, &mut rng).unwrap_err();
+        assert_eq!(error, SessionError::DecryptionFailed);
+        assert_eq!(chain_steps() - before, 3 * 101);
+
+        // A single session tried directly gets the whole budget, and a trial walk stores nothing.
+        let mut state = record.current.clone().unwrap();
+        let mut budget = MAX_FORWARD_JUMPS;
+        assert_eq!(
+            state.decrypt(&forged, &mut budget, &mut rng).unwrap_err(),
+            SessionError::DecryptionFailed
+        );
+        assert_eq!(budget, MAX_FORWARD_JUMPS - 100);
+        assert!(state.receiver_chains.iter().all(|c| c.skipped.is_empty()));
+        // An exhausted budget refuses the walk before any step.
+        let mut state = record.current.clone().unwrap();
+        let mut budget = 99;
+        let before = chain_steps();
+        assert!(matches!(
+            state.decrypt(&forged, &mut budget, &mut rng).unwrap_err(),
+            SessionError::TooFarIntoFuture { counter: 100, .. }
+        ));
+        assert_eq!(chain_steps(), before);
+    }
 }
