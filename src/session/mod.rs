@@ -7,12 +7,20 @@
 //! Trust decisions stay with the caller: check the bundle's or message's identity key (or
 //! [`SessionRecord::remote_identity`] of a returned record) against the identity store before
 //! committing.
+//!
+//! Limits (PROTOCOL.md "Double Ratchet", plus two bounds of our own): at most
+//! [`MAX_RECEIVER_CHAINS`] receiving chains per session, [`MAX_MESSAGE_KEYS`] stored skipped
+//! keys per chain and [`MAX_ARCHIVED_STATES`] archived sessions per record; a message at most
+//! [`MAX_FORWARD_JUMPS`] ahead of its chain, with one budget of that many chain steps shared by
+//! every session a decryption tries (see [`decrypt_signal_message`]); and at most
+//! [`MAX_RECORD_SKIPPED_KEYS`] stored skipped keys in a whole record, the oldest archived
+//! sessions losing theirs first, so a peer cannot inflate a record beyond about 1 MB.
 
 pub mod inspect;
 pub(crate) mod record;
 pub(crate) mod state;
 
-pub use record::{MAX_ARCHIVED_STATES, SessionRecord};
+pub use record::{MAX_ARCHIVED_STATES, MAX_RECORD_SKIPPED_KEYS, SessionRecord};
 pub use state::{
     MAX_FORWARD_JUMPS, MAX_MESSAGE_KEYS, MAX_RECEIVER_CHAINS, MAX_UNACKNOWLEDGED_SESSION_AGE,
 };
@@ -246,6 +254,7 @@ pub fn decrypt_signal_message<R: CryptoRng + ?Sized>(
             Ok(plaintext) => {
                 let mut updated = record.clone();
                 updated.current = Some(state);
+                updated.enforce_skipped_key_cap();
                 return Ok((updated, plaintext));
             }
             Err(error @ SessionError::DuplicateMessage { .. }) => return Err(error),
@@ -258,6 +267,7 @@ pub fn decrypt_signal_message<R: CryptoRng + ?Sized>(
             Ok(plaintext) => {
                 let mut updated = record.clone();
                 updated.promote_archived(index, state);
+                updated.enforce_skipped_key_cap();
                 return Ok((updated, plaintext));
             }
             Err(error @ SessionError::DuplicateMessage { .. }) => return Err(error),
@@ -298,6 +308,7 @@ pub fn decrypt_prekey_message<R: CryptoRng + ?Sized, L: PreKeyLookup + ?Sized>(
     let state = updated.current.as_mut().ok_or(SessionError::InvalidState)?;
     let mut budget = MAX_FORWARD_JUMPS;
     let plaintext = state.decrypt(message.message(), &mut budget, rng)?;
+    updated.enforce_skipped_key_cap();
     Ok(PreKeyDecryption {
         record: updated,
         plaintext,
@@ -369,21 +380,47 @@ mod tests {
 
     use super::*;
     use crate::cipher::work::chain_steps;
-    use crate::keys::{KeyPair, KyberPreKeyId, PreKeyId, SignedPreKeyId};
+    use crate::keys::KeyPair;
+    use crate::ratchet::{ChainKey, MessageKeySeed};
     use crate::wire::CIPHERTEXT_MESSAGE_CURRENT_VERSION;
 
     const T0: Timestamp = Timestamp::from_secs(1_700_000_000);
 
+    /// Bob's prekeys.
+    struct BobPreKeys {
+        signed: SignedPreKeyRecord,
+        kyber: KyberPreKeyRecord,
+        one_time: Vec<PreKeyRecord>,
+    }
+
+    impl PreKeyLookup for BobPreKeys {
+        fn signed_pre_key(&self, id: SignedPreKeyId) -> Option<SignedPreKeyRecord> {
+            (self.signed.id() == id).then(|| self.signed.clone())
+        }
+        fn one_time_pre_key(&self, id: PreKeyId) -> Option<PreKeyRecord> {
+            self.one_time
+                .iter()
+                .find(|record| record.id() == id)
+                .cloned()
+        }
+        fn kyber_pre_key(&self, id: KyberPreKeyId) -> Option<KyberPreKeyRecord> {
+            (self.kyber.id() == id).then(|| self.kyber.clone())
+        }
+    }
+
     /// Alice's record after starting `sessions` sessions with Bob (all but the last archived),
-    /// with both identities.
+    /// both identities and Bob's prekeys.
     fn record_with_sessions(
         sessions: usize,
         rng: &mut ChaCha20Rng,
-    ) -> (SessionRecord, IdentityKeyPair, IdentityKeyPair) {
+    ) -> (SessionRecord, IdentityKeyPair, IdentityKeyPair, BobPreKeys) {
         let alice = IdentityKeyPair::generate(rng);
         let bob = IdentityKeyPair::generate(rng);
-        let signed = SignedPreKeyRecord::generate(SignedPreKeyId(1), &bob, T0, rng);
-        let kyber = KyberPreKeyRecord::generate(KyberPreKeyId(1), &bob, T0, true, rng);
+        let mut keys = BobPreKeys {
+            signed: SignedPreKeyRecord::generate(SignedPreKeyId(1), &bob, T0, rng),
+            kyber: KyberPreKeyRecord::generate(KyberPreKeyId(1), &bob, T0, true, rng),
+            one_time: Vec::new(),
+        };
         let mut record = SessionRecord::new();
         for id in 0..sessions {
             let one_time = PreKeyRecord::generate(PreKeyId(id as u32), rng);
@@ -391,10 +428,11 @@ mod tests {
                 RegistrationId(2),
                 1,
                 *bob.identity_key(),
-                &signed,
+                &keys.signed,
                 Some(&one_time),
-                Some(&kyber),
+                Some(&keys.kyber),
             );
+            keys.one_time.push(one_time);
             record = process_prekey_bundle(
                 Some(&record),
                 &alice,
@@ -406,13 +444,13 @@ mod tests {
             )
             .unwrap();
         }
-        (record, alice, bob)
+        (record, alice, bob, keys)
     }
 
     #[test]
     fn forged_message_work_is_bounded_across_all_sessions() {
         let mut rng = ChaCha20Rng::seed_from_u64(41);
-        let (record, alice, bob) = record_with_sessions(MAX_ARCHIVED_STATES + 1, &mut rng);
+        let (record, alice, bob, _) = record_with_sessions(MAX_ARCHIVED_STATES + 1, &mut rng);
         assert_eq!(record.archived_session_count(), MAX_ARCHIVED_STATES);
         let forged = SignalMessage::new(
             CIPHERTEXT_MESSAGE_CURRENT_VERSION,
@@ -441,7 +479,7 @@ mod tests {
     #[test]
     fn sessions_share_the_forward_jump_budget() {
         let mut rng = ChaCha20Rng::seed_from_u64(42);
-        let (record, alice, bob) = record_with_sessions(3, &mut rng);
+        let (record, alice, bob, _) = record_with_sessions(3, &mut rng);
         // A forged message with a small gap is tried in every session, each walking its gap.
         let forged = SignalMessage::new(
             CIPHERTEXT_MESSAGE_CURRENT_VERSION,
@@ -476,5 +514,80 @@ mod tests {
             SessionError::TooFarIntoFuture { counter: 100, .. }
         ));
         assert_eq!(chain_steps(), before);
+    }
+
+    #[test]
+    fn stored_skipped_keys_are_capped_per_record() {
+        let mut rng = ChaCha20Rng::seed_from_u64(43);
+        let (mut alice_record, alice, bob, keys) = record_with_sessions(1, &mut rng);
+        let mut send = |text: &[u8]| {
+            let (updated, message) = encrypt(
+                &alice_record,
+                alice.identity_key(),
+                bob.identity_key(),
+                text,
+                T0,
+            )
+            .unwrap();
+            alice_record = updated;
+            match message {
+                CiphertextMessage::PreKey(message) => message,
+                CiphertextMessage::Whisper(_) => panic!("PreKey message expected"),
+            }
+        };
+        let (m0, m1, m2) = (send(b"0"), send(b"1"), send(b"2"));
+        let receive = |record: Option<&SessionRecord>, message: &PreKeySignalMessage| {
+            decrypt_prekey_message(
+                record,
+                &bob,
+                RegistrationId(2),
+                message,
+                &keys,
+                SessionOptions::default(),
+                &mut ChaCha20Rng::seed_from_u64(7),
+            )
+            .unwrap()
+        };
+        let mut bob_record = receive(None, &m2).record;
+        assert_eq!(bob_record.skipped_key_count(), 2);
+
+        // Forty archived sessions full of stored keys: 80,000 more than the current's two.
+        let template = bob_record.current.clone().unwrap();
+        for session in 0..MAX_ARCHIVED_STATES {
+            let mut state = template.clone();
+            let chain = &mut state.receiver_chains[0];
+            chain.chain_key = ChainKey::new([session as u8; 32], 5000);
+            chain.skipped = (0..MAX_MESSAGE_KEYS as u32)
+                .rev()
+                .map(|counter| MessageKeySeed::new([session as u8; 32], counter))
+                .collect();
+            bob_record.previous.push_back(state);
+        }
+        assert_eq!(bob_record.skipped_key_count(), 80_002);
+
+        // Decrypting consumes the key of message 0 and enforces the cap: the newest sessions
+        // keep their keys, the oldest archived lose theirs, oldest keys first.
+        let outcome = receive(Some(&bob_record), &m0);
+        assert_eq!(outcome.plaintext, b"0");
+        let record = outcome.record;
+        assert_eq!(record.skipped_key_count(), MAX_RECORD_SKIPPED_KEYS);
+        let kept = |index: usize| record.previous[index].receiver_chains[0].skipped.len();
+        assert_eq!(
+            record.current.as_ref().unwrap().receiver_chains[0]
+                .skipped
+                .len(),
+            1
+        );
+        assert_eq!(kept(0), MAX_MESSAGE_KEYS);
+        assert_eq!(kept(8), MAX_MESSAGE_KEYS);
+        assert_eq!(kept(9), MAX_MESSAGE_KEYS - 1);
+        let oldest_kept = record.previous[9].receiver_chains[0]
+            .skipped
+            .back()
+            .unwrap();
+        assert_eq!(oldest_kept.counter(), 1);
+        assert!((10..MAX_ARCHIVED_STATES).all(|index| kept(index) == 0));
+        // The current session's stored key still works.
+        assert_eq!(receive(Some(&record), &m1).plaintext, b"1");
     }
 }
