@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use prost::Message;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use super::prescan::{self, Bound};
 use super::{Persist, PersistError, RecordKind, fixed, frame, required, unframe};
 use crate::address::{Address, AgentId};
 use crate::devices::DeviceList;
@@ -53,6 +54,31 @@ struct KyberUseProto {
     id: Option<u32>,
     #[prost(bytes = "vec", optional, tag = "2")]
     base_key: Option<Vec<u8>>,
+}
+
+/// Most entries in each list of a store export (sessions, trust records, device lists, each
+/// kind of prekey, last-resort uses): far above what one device holds, low enough that a
+/// hostile export cannot make the decoder allocate much more than its own size.
+pub const MAX_STORE_ENTRIES: usize = 100_000;
+
+/// The lists of `StoreProto` and their limits, checked before decoding.
+const STORE_BOUNDS: &[Bound] = &[
+    list(2, "sessions"),
+    list(3, "pre_keys"),
+    list(4, "signed_pre_keys"),
+    list(5, "kyber_pre_keys"),
+    list(6, "kyber_uses"),
+    list(7, "trust"),
+    list(8, "device_lists"),
+];
+
+const fn list(tag: u32, field: &'static str) -> Bound {
+    Bound {
+        tag,
+        field,
+        max: MAX_STORE_ENTRIES,
+        nested: None,
+    }
 }
 
 fn entries<K: ToString, V: Persist>(map: &BTreeMap<K, V>) -> Vec<EntryProto> {
@@ -134,6 +160,7 @@ fn decode_records<K: Ord, V: Persist>(
 
 pub(crate) fn import_store(bytes: &[u8]) -> Result<MemoryStore, PersistError> {
     let body = unframe(RecordKind::Store, bytes)?;
+    prescan::check(body, STORE_BOUNDS)?;
     let proto = StoreProto::decode(body).map_err(|_| PersistError::Protobuf)?;
     let mut kyber_uses = BTreeSet::new();
     for entry in &proto.kyber_uses {
