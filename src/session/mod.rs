@@ -30,7 +30,7 @@ use rand_core::CryptoRng;
 use crate::error::ErrorClass;
 use crate::keys::{
     IdentityKey, IdentityKeyPair, KeyError, KyberPreKeyId, KyberPreKeyRecord, PreKeyId,
-    PreKeyRecord, RegistrationId, SignedPreKeyId, SignedPreKeyRecord,
+    PreKeyRecord, PublicKey, RegistrationId, SignedPreKeyId, SignedPreKeyRecord,
 };
 use crate::pqxdh::{self, BobPreKeys, BundleError, PreKeyBundle, SessionOptions};
 use crate::time::Timestamp;
@@ -146,6 +146,13 @@ pub trait PreKeyLookup {
 
 /// Prekeys a successful PreKey-message decryption used; the caller deletes the one-time EC
 /// prekey and the one-time Kyber prekey (or records last-resort use) when it commits.
+///
+/// **Replay protection is the caller's job** whenever no one-time key was consumed: a PreKey
+/// message built on the last-resort Kyber key (`kyber_pre_key` with `true`), or without a
+/// one-time EC prekey, can be replayed after its session is gone (deleted, or evicted from the
+/// archive) and would build the same session again. Record `(kyber id, base_key)` for every
+/// last-resort use and refuse a message whose pair was seen before, as
+/// [`crate::SignalTransport`] does ([`crate::TransportError::KyberPreKeyReused`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UsedPreKeys {
     /// The signed prekey.
@@ -154,6 +161,9 @@ pub struct UsedPreKeys {
     pub one_time_pre_key_id: Option<PreKeyId>,
     /// The Kyber prekey and whether it is the last-resort key.
     pub kyber_pre_key: Option<(KyberPreKeyId, bool)>,
+    /// The initiator's base key, which identifies the new session: what a caller records with
+    /// a last-resort key to detect replays.
+    pub base_key: PublicKey,
 }
 
 /// Result of decrypting a PreKey message.
@@ -283,6 +293,14 @@ pub fn decrypt_signal_message<R: CryptoRng + ?Sized>(
 /// reused and no prekey is consumed; otherwise a new session is built from the prekeys the
 /// message names (looked up in `prekeys`) and becomes current, archiving the previous one.
 /// Only that session is tried: a failing PreKey message gets no fallback.
+///
+/// This function cannot tell a replayed PreKey message from a new one once the session it
+/// built is gone: when [`UsedPreKeys`] shows no one-time key was consumed (last-resort Kyber
+/// key, or no one-time EC prekey), replay protection is the caller's job (see
+/// [`UsedPreKeys`]).
+///
+/// Check the returned record's [`SessionRecord::remote_identity`] against the trusted identity
+/// before persisting it (the facade does).
 pub fn decrypt_prekey_message<R: CryptoRng + ?Sized, L: PreKeyLookup + ?Sized>(
     record: Option<&SessionRecord>,
     local_identity: &IdentityKeyPair,
@@ -369,6 +387,7 @@ fn new_responder_session<L: PreKeyLookup + ?Sized>(
         kyber_pre_key: kyber
             .as_ref()
             .map(|record| (record.id(), record.is_last_resort())),
+        base_key: *message.base_key(),
     };
     Ok((state, used))
 }

@@ -112,11 +112,10 @@ impl<S: ProtocolStore> SignalTransport<S> {
                     match used.kyber_pre_key {
                         Some((id, false)) => changes.removed_kyber_pre_keys.push(id),
                         Some((id, true)) => {
-                            let base_key = message.base_key();
-                            if store(self.store.kyber_last_resort_used(id, base_key))? {
+                            if store(self.store.kyber_last_resort_used(id, &used.base_key))? {
                                 return Err(TransportError::KyberPreKeyReused(id));
                             }
-                            changes.kyber_last_resort_uses.push((id, *base_key));
+                            changes.kyber_last_resort_uses.push((id, used.base_key));
                         }
                         None => {}
                     }
