@@ -38,6 +38,12 @@ pub struct SessionOptions {
     /// Accept peers without a Kyber prekey, i.e. classic X3DH (session version 3). Off by
     /// default: such sessions have no post-quantum protection. Outgoing sessions to bundles
     /// with a Kyber prekey are always PQXDH regardless of this flag.
+    ///
+    /// Off means off for existing sessions too (fail closed): the facade neither encrypts in a
+    /// version-3 session (the device is reported as missing a session, so a PQXDH bundle
+    /// replaces it) nor decrypts version-3 messages ([`crate::SessionError::X3dhNotAllowed`]).
+    /// The pure functions [`crate::encrypt`] and [`crate::decrypt_signal_message`] take no
+    /// options; their callers apply the same rule.
     pub accept_x3dh: bool,
 }
 

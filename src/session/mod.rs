@@ -82,7 +82,8 @@ pub enum SessionError {
     /// or v3 carrying a Kyber ciphertext).
     #[error("PreKey message version does not match its Kyber fields")]
     KyberVersionMismatch,
-    /// The peer offers only X3DH (no Kyber prekey) and [`SessionOptions::accept_x3dh`] is off.
+    /// The peer offers only X3DH (no Kyber prekey), or the message or session is X3DH
+    /// (version 3), and [`SessionOptions::accept_x3dh`] is off.
     #[error("X3DH (no Kyber prekey) is not accepted")]
     X3dhNotAllowed,
     /// The message names a one-time prekey we do not have (already used or never issued).
@@ -209,6 +210,15 @@ pub fn process_prekey_bundle<R: CryptoRng + ?Sized>(
 ///
 /// `remote_identity` is the identity the caller trusts for the peer; a session with another
 /// identity is refused rather than used.
+///
+/// **Persist the returned record before sending the message.** Encryption is deterministic: the
+/// message keys come from the sending chain, which only the returned record has advanced. If
+/// the message goes out but the old record stays stored (a crash, a failed write), the next
+/// call encrypts under the same AES key and IV and MAC key again.
+///
+/// No version policy is applied here: a caller that refuses X3DH
+/// ([`SessionOptions::accept_x3dh`] off) checks [`SessionRecord::session_version`] first, as
+/// the facade does.
 pub fn encrypt(
     record: &SessionRecord,
     local_identity: &IdentityKey,
@@ -240,6 +250,12 @@ pub fn encrypt(
 ///
 /// May draw one ratchet key (`fill_bytes(32)`) per session tried, even when it then fails,
 /// exactly as libsignal does.
+///
+/// The session that decrypted becomes current, and it may be an archived session with another
+/// peer identity: check the returned record's [`SessionRecord::remote_identity`] against the
+/// trusted identity before persisting it or acting on the plaintext (the facade does). No
+/// version policy is applied here: a caller that refuses X3DH refuses version-3 messages
+/// ([`SignalMessage::message_version`]) first, as the facade does.
 ///
 /// **Work bound (a deliberate deviation from libsignal).** Reaching a message's counter walks
 /// its receiving chain forward, one HMAC per step, and libsignal allows up to
