@@ -214,7 +214,12 @@ fn identity_change_decrypts_but_blocks_sending_until_approved() {
             .identity_changed
     );
 
-    let approved = alice.transport.approve_identity(&bob.address()).unwrap();
+    let shown = *trust.current_identity();
+    let approved = alice
+        .transport
+        .approve_identity(&bob.address(), &shown)
+        .unwrap();
+    assert_eq!(approved, shown);
     let trust = alice.transport.trust(&bob.address()).unwrap().unwrap();
     assert_eq!(trust, TrustRecord::first_use(approved));
     assert!(!trust.is_verified());
@@ -474,4 +479,96 @@ fn x3dh_off_refuses_existing_x3dh_sessions_too() {
             .as_slice(),
         b"late"
     );
+}
+
+#[test]
+fn approval_must_name_the_key_the_user_saw() {
+    let mut alice = Party::new("alice.1", 70);
+    let mut bob = Party::new("bob.1", 71);
+    alice.connect(&mut bob, T0);
+    let original = *alice
+        .transport
+        .trust(&bob.address())
+        .unwrap()
+        .unwrap()
+        .current_identity();
+
+    // Bob reinstalls; the app shows Alice his new key.
+    let mut bob2 = Party::new("bob.1", 72);
+    bob2.connect(&mut alice, T0);
+    let hello = bob2.send_one(&alice, b"new phone", T0).unwrap();
+    assert!(
+        alice
+            .receive(&bob.address(), &hello, T0)
+            .unwrap()
+            .identity_changed
+    );
+    let shown = *alice
+        .transport
+        .trust(&bob.address())
+        .unwrap()
+        .unwrap()
+        .current_identity();
+    assert_ne!(shown, original);
+
+    // Before she taps "approve", yet another key arrives.
+    let mut bob3 = Party::new("bob.1", 73);
+    bob3.connect(&mut alice, T0);
+    let again = bob3.send_one(&alice, b"newer phone", T0).unwrap();
+    assert!(
+        alice
+            .receive(&bob.address(), &again, T0)
+            .unwrap()
+            .identity_changed
+    );
+    let newest = *alice
+        .transport
+        .trust(&bob.address())
+        .unwrap()
+        .unwrap()
+        .current_identity();
+
+    // Approving what she saw fails and changes nothing; so does approving the old key.
+    let before = alice.snapshot();
+    for stale in [shown, original] {
+        let error = alice
+            .transport
+            .approve_identity(&bob.address(), &stale)
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                TransportError::IdentityKeyMismatch { ref address, current }
+                    if *address == bob.address() && current == newest
+            ),
+            "{error:?}"
+        );
+        assert_eq!(error.class(), ErrorClass::UntrustedIdentity);
+        assert_eq!(alice.snapshot(), before);
+    }
+    assert!(alice.send_one(&bob, b"still blocked", T0).is_err());
+
+    // Naming the newest key approves it; naming it again is a no-op, another key still fails.
+    assert_eq!(
+        alice
+            .transport
+            .approve_identity(&bob.address(), &newest)
+            .unwrap(),
+        newest
+    );
+    assert_eq!(
+        alice.transport.trust(&bob.address()).unwrap(),
+        Some(TrustRecord::first_use(newest))
+    );
+    let approved = alice.snapshot();
+    alice
+        .transport
+        .approve_identity(&bob.address(), &newest)
+        .unwrap();
+    assert_eq!(alice.snapshot(), approved);
+    assert!(matches!(
+        alice.transport.approve_identity(&bob.address(), &shown),
+        Err(TransportError::IdentityKeyMismatch { .. })
+    ));
+    assert_eq!(alice.snapshot(), approved);
 }
