@@ -6,6 +6,7 @@ use prost::Message;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::prescan::{self, Bound};
+use super::proto::redacted_debug;
 use super::{Persist, PersistError, RecordKind, fixed, frame, required, unframe};
 use crate::address::DeviceId;
 use crate::devices::DeviceList;
@@ -22,6 +23,7 @@ use crate::trust::TrustRecord;
 const MAX_RETIRED: usize = 1000;
 
 #[derive(Clone, PartialEq, Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 struct LocalIdentityProto {
     /// libsignal's identity key pair encoding.
     #[prost(bytes = "vec", optional, tag = "1")]
@@ -29,6 +31,8 @@ struct LocalIdentityProto {
     #[prost(uint32, optional, tag = "2")]
     registration_id: Option<u32>,
 }
+
+redacted_debug!(LocalIdentityProto);
 
 #[derive(Clone, PartialEq, Message)]
 struct TrustProto {

@@ -8,6 +8,7 @@ use prost::Message;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::prescan::{self, Bound};
+use super::proto::redacted_debug;
 use super::{Persist, PersistError, RecordKind, fixed, frame, required, unframe};
 use crate::address::{Address, AgentId};
 use crate::devices::DeviceList;
@@ -18,6 +19,7 @@ use crate::store::{LocalIdentity, MemoryStore};
 use crate::trust::TrustRecord;
 
 #[derive(Clone, PartialEq, Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 struct StoreProto {
     #[prost(bytes = "vec", optional, tag = "1")]
     identity: Option<Vec<u8>>,
@@ -41,6 +43,7 @@ struct StoreProto {
 
 /// A keyed record: the key as text (an address or agent id), the value in its own encoding.
 #[derive(Clone, PartialEq, Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 struct EntryProto {
     #[prost(string, optional, tag = "1")]
     key: Option<String>,
@@ -49,6 +52,7 @@ struct EntryProto {
 }
 
 #[derive(Clone, PartialEq, Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 struct KyberUseProto {
     #[prost(uint32, optional, tag = "1")]
     id: Option<u32>,
@@ -80,6 +84,8 @@ const fn list(tag: u32, field: &'static str) -> Bound {
         nested: None,
     }
 }
+
+redacted_debug!(StoreProto, EntryProto, KyberUseProto);
 
 fn entries<K: ToString, V: Persist>(map: &BTreeMap<K, V>) -> Vec<EntryProto> {
     map.iter()
