@@ -143,11 +143,13 @@ fn public_key(field: &'static str, value: Option<&[u8]>) -> Result<PublicKey, Pe
     PublicKey::deserialize(&bytes).map_err(|source| PersistError::InvalidKey { field, source })
 }
 
-fn secret32(
+/// A required 32-byte secret, borrowed from the (wiped-on-drop) protobuf: no copy is made.
+fn secret32<'a>(
     field: &'static str,
-    value: Option<&[u8]>,
-) -> Result<Zeroizing<[u8; 32]>, PersistError> {
-    fixed::<32>(field, value).map(Zeroizing::new)
+    value: Option<&'a [u8]>,
+) -> Result<&'a [u8; 32], PersistError> {
+    let value = value.ok_or(PersistError::MissingField(field))?;
+    <&[u8; 32]>::try_from(value).map_err(|_| PersistError::InvalidField(field))
 }
 
 fn decode_state(proto: &SessionProto) -> Result<SessionState, PersistError> {
@@ -164,8 +166,8 @@ fn decode_state(proto: &SessionProto) -> Result<SessionState, PersistError> {
             "sender_chain.ratchet_private",
             sender.ratchet_private.as_deref(),
         )?,
-        chain_key: ChainKey::new(
-            *secret32("sender_chain.chain_key", sender.chain_key.as_deref())?,
+        chain_key: ChainKey::from_bytes(
+            secret32("sender_chain.chain_key", sender.chain_key.as_deref())?,
             required("sender_chain.index", sender.index)?,
         ),
     };
@@ -206,7 +208,7 @@ fn decode_state(proto: &SessionProto) -> Result<SessionState, PersistError> {
             proto.remote_registration_id,
         )?),
         alice_base_key: public_key("alice_base_key", proto.alice_base_key.as_deref())?,
-        root_key: RootKey::new(*secret32("root_key", proto.root_key.as_deref())?),
+        root_key: RootKey::from_bytes(secret32("root_key", proto.root_key.as_deref())?),
         previous_counter: required("previous_counter", proto.previous_counter)?,
         sender_chain,
         receiver_chains,
@@ -232,16 +234,16 @@ fn decode_receiver_chain(proto: &ReceiverChainProto) -> Result<ReceiverChain, Pe
             if counter >= index {
                 return Err(PersistError::InvalidField("skipped.counter"));
             }
-            Ok(MessageKeySeed::new(
-                *secret32("skipped.seed", skipped.seed.as_deref())?,
+            Ok(MessageKeySeed::from_bytes(
+                secret32("skipped.seed", skipped.seed.as_deref())?,
                 counter,
             ))
         })
         .collect::<Result<VecDeque<_>, _>>()?;
     Ok(ReceiverChain {
         ratchet_key: public_key("receiver_chain.ratchet_key", proto.ratchet_key.as_deref())?,
-        chain_key: ChainKey::new(
-            *secret32("receiver_chain.chain_key", proto.chain_key.as_deref())?,
+        chain_key: ChainKey::from_bytes(
+            secret32("receiver_chain.chain_key", proto.chain_key.as_deref())?,
             index,
         ),
         skipped,
