@@ -139,7 +139,14 @@ pub struct SecretKey(Box<[u8; SECRET_KEY_LENGTH]>);
 impl SecretKey {
     /// Parses `0x08 || raw (3168)`.
     pub fn deserialize(bytes: &[u8]) -> Result<Self, KemError> {
-        parse_typed::<SECRET_KEY_LENGTH>(bytes).map(|raw| Self(Box::new(*raw)))
+        parse_typed::<SECRET_KEY_LENGTH>(bytes).map(Self::from_raw)
+    }
+
+    /// Copies a raw secret key straight into the box: no copy is left on the stack.
+    fn from_raw(raw: &[u8; SECRET_KEY_LENGTH]) -> Self {
+        let mut key = Box::new([0u8; SECRET_KEY_LENGTH]);
+        key.copy_from_slice(raw);
+        Self(key)
     }
 
     /// `0x08 || raw`, 3169 bytes; wiped on drop.
@@ -223,7 +230,7 @@ impl KeyPair {
         let (secret, public) = pair.into_parts();
         let public: [u8; PUBLIC_KEY_LENGTH] = public.into();
         let mut secret: [u8; SECRET_KEY_LENGTH] = secret.into();
-        let secret_key = SecretKey(Box::new(secret));
+        let secret_key = SecretKey::from_raw(&secret);
         secret.zeroize();
         Self {
             public_key: PublicKey(Box::new(public)),

@@ -16,13 +16,24 @@ const ROOT_STEP_LABEL: &[u8] = b"WhisperRatchet";
 /// HKDF label expanding a message key seed into cipher key, MAC key and IV.
 const MESSAGE_KEYS_LABEL: &[u8] = b"WhisperMessageKeys";
 
-fn split_64(okm: &[u8; 64]) -> ([u8; 32], [u8; 32]) {
-    let mut first = [0u8; 32];
-    let mut second = [0u8; 32];
-    let (a, b) = okm.split_at(32);
-    first.copy_from_slice(a);
-    second.copy_from_slice(b);
-    (first, second)
+/// Copies 32 secret bytes straight into a new box, so no copy is left on the stack.
+fn boxed(bytes: &[u8]) -> Box<[u8; 32]> {
+    let mut key = Box::new([0u8; 32]);
+    key.copy_from_slice(bytes);
+    key
+}
+
+/// Splits a 64-byte HKDF output into a root key and a chain key at `index`, copying each half
+/// straight into its box.
+pub(crate) fn root_and_chain_keys(okm: &[u8; 64], index: u32) -> (RootKey, ChainKey) {
+    let (root, chain) = okm.split_at(32);
+    (
+        RootKey(boxed(root)),
+        ChainKey {
+            key: boxed(chain),
+            index,
+        },
+    )
 }
 
 /// The root key, advanced by every DH ratchet step.
@@ -33,7 +44,12 @@ impl RootKey {
     /// Wraps 32 key bytes.
     #[must_use]
     pub fn new(key: [u8; 32]) -> Self {
-        Self(Box::new(key))
+        Self::from_bytes(&key)
+    }
+
+    /// Copies 32 key bytes straight into the box (the crate's own path: no stack copy).
+    pub(crate) fn from_bytes(key: &[u8; 32]) -> Self {
+        Self(boxed(key))
     }
 
     /// The key bytes (secret; for persistence and inspection).
@@ -51,11 +67,7 @@ impl RootKey {
     ) -> Result<(RootKey, ChainKey), KeyError> {
         let shared = our_ratchet_key.agree(their_ratchet_key)?;
         let okm = hkdf_sha256::<64>(Some(self.0.as_slice()), shared.as_slice(), ROOT_STEP_LABEL);
-        let (mut root, mut chain) = split_64(&okm);
-        let result = (RootKey::new(root), ChainKey::new(chain, 0));
-        root.zeroize();
-        chain.zeroize();
-        Ok(result)
+        Ok(root_and_chain_keys(&okm, 0))
     }
 }
 
@@ -76,8 +88,13 @@ impl ChainKey {
     /// Wraps a chain key at `index`.
     #[must_use]
     pub fn new(key: [u8; 32], index: u32) -> Self {
+        Self::from_bytes(&key, index)
+    }
+
+    /// Copies a chain key straight into the box (the crate's own path: no stack copy).
+    pub(crate) fn from_bytes(key: &[u8; 32], index: u32) -> Self {
         Self {
-            key: Box::new(key),
+            key: boxed(key),
             index,
         }
     }
@@ -100,9 +117,19 @@ impl ChainKey {
     pub fn next(&self) -> Option<ChainKey> {
         let index = self.index.checked_add(1)?;
         Some(ChainKey {
-            key: Box::new(*chain_next_key(&self.key)),
+            key: boxed(chain_next_key(&self.key).as_slice()),
             index,
         })
+    }
+
+    /// Moves this chain key one step forward in place (one HMAC, no allocation). Returns
+    /// `None`, leaving the key unchanged, when the index would overflow.
+    pub(crate) fn advance(&mut self) -> Option<()> {
+        let index = self.index.checked_add(1)?;
+        let next = chain_next_key(&self.key);
+        self.key.copy_from_slice(next.as_slice());
+        self.index = index;
+        Some(())
     }
 
     /// The message key seed at this position, `HMAC-SHA256(chain_key, 0x01)`: what is stored
@@ -110,7 +137,7 @@ impl ChainKey {
     #[must_use]
     pub fn message_key_seed(&self) -> MessageKeySeed {
         MessageKeySeed {
-            seed: Box::new(*chain_seed(&self.key)),
+            seed: boxed(chain_seed(&self.key).as_slice()),
             counter: self.index,
         }
     }
@@ -141,8 +168,13 @@ impl MessageKeySeed {
     /// Wraps a stored seed for message `counter`.
     #[must_use]
     pub fn new(seed: [u8; 32], counter: u32) -> Self {
+        Self::from_bytes(&seed, counter)
+    }
+
+    /// Copies a seed straight into the box (the crate's own path: no stack copy).
+    pub(crate) fn from_bytes(seed: &[u8; 32], counter: u32) -> Self {
         Self {
-            seed: Box::new(seed),
+            seed: boxed(seed),
             counter,
         }
     }
@@ -275,6 +307,12 @@ mod tests {
         assert_eq!(chain.message_keys().counter(), 0);
         assert_eq!(chain.message_key_seed().derive(), chain.message_keys());
         assert!(ChainKey::new([1; 32], u32::MAX).next().is_none());
+        let mut stepped = chain.clone();
+        stepped.advance().unwrap();
+        assert_eq!(stepped, next);
+        let mut last = ChainKey::new([1; 32], u32::MAX);
+        assert!(last.advance().is_none());
+        assert_eq!(last, ChainKey::new([1; 32], u32::MAX));
         let text = format!(
             "{chain:?} {:?} {:?}",
             chain.message_keys(),

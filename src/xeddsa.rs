@@ -26,7 +26,10 @@ const NONCE_PREFIX: [u8; 32] = {
 /// `random` as the per-signature randomness Z. Injecting Z keeps the core sans-I/O and makes
 /// signatures reproducible in tests.
 pub fn sign(private_key: &[u8; 32], message: &[u8], random: &[u8; 64]) -> [u8; SIGNATURE_LENGTH] {
-    let mut a = Scalar::from_bytes_mod_order(*private_key);
+    // `from_bytes_mod_order` takes the bytes by value: hand it a local copy and wipe that.
+    let mut key_copy = *private_key;
+    let mut a = Scalar::from_bytes_mod_order(key_copy);
+    key_copy.zeroize();
     let public_edwards = ED25519_BASEPOINT_TABLE * &a;
     let public_compressed = public_edwards.compress();
     let sign_bit = public_compressed.as_bytes()[31] & 0x80;
@@ -45,7 +48,10 @@ pub fn sign(private_key: &[u8; 32], message: &[u8], random: &[u8; 64]) -> [u8; S
 
     let cap_r = (ED25519_BASEPOINT_TABLE * &r).compress();
     let h = challenge(cap_r.as_bytes(), public_compressed.as_bytes(), message);
-    let s = h * a + r;
+    // h * a alone would reveal the private scalar: wipe the intermediate too.
+    let mut ha = h * a;
+    let s = ha + r;
+    ha.zeroize();
     a.zeroize();
     r.zeroize();
 

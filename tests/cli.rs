@@ -199,3 +199,47 @@ fn fingerprint_command_matches_the_vectors() {
     let (status, error) = cli(&["fingerprint", "3", "5200", "00", "05", "00", "05"]);
     assert_eq!(status, 1, "{error}");
 }
+
+#[test]
+fn approve_identity_names_the_key() {
+    let dir = temp_dir("approve");
+    let alice = path(&dir, "alice.json");
+    ok(&["new-party", &alice, "alice", "1", "1111", "1"]);
+    // Three installs of bob.2, each with its own identity.
+    let mut keys = Vec::new();
+    let mut bundles = Vec::new();
+    for seed in ["2", "3", "4"] {
+        let state = path(&dir, &format!("bob{seed}.json"));
+        let bundle = ok(&["new-party", &state, "bob", "2", "2222", seed]);
+        keys.push(bundle["identity_key"].as_str().unwrap().to_owned());
+        let file = path(&dir, &format!("bundle{seed}.json"));
+        std::fs::write(&file, bundle.to_string()).unwrap();
+        bundles.push(file);
+    }
+    ok(&["process-bundle", &alice, "bob.2", &bundles[0]]);
+    let outcome = ok(&["process-bundle", &alice, "bob.2", &bundles[1]]);
+    assert_eq!(outcome["identity_changed"], true);
+    assert_eq!(cli(&["encrypt", &alice, "bob.2", "x"]).0, 1);
+
+    // Naming a key other than the newest one is refused and changes nothing.
+    let before = std::fs::read(&alice).unwrap();
+    let (status, error) = cli(&["approve-identity", &alice, "bob.2", &keys[0]]);
+    assert_eq!(status, 1, "{error}");
+    assert_eq!(error["class"], "UntrustedIdentity");
+    assert_eq!(std::fs::read(&alice).unwrap(), before);
+    assert_eq!(cli(&["approve-identity", &alice, "bob.2", "05"]).0, 1);
+    assert_eq!(
+        cli(&["approve-identity", &alice, "bob.2", &keys[1], "x"]).0,
+        2
+    );
+
+    let approved = ok(&["approve-identity", &alice, "bob.2", &keys[1]]);
+    assert_eq!(approved["approved_identity_key"], keys[1].as_str());
+    ok(&["encrypt", &alice, "bob.2", "welcome back"]);
+
+    // Without a key, the newest key seen is approved (and printed).
+    ok(&["process-bundle", &alice, "bob.2", &bundles[2]]);
+    let approved = ok(&["approve-identity", &alice, "bob.2"]);
+    assert_eq!(approved["approved_identity_key"], keys[2].as_str());
+    ok(&["encrypt", &alice, "bob.2", "hello again"]);
+}

@@ -250,3 +250,94 @@ fn empty_record_round_trips() {
     assert_eq!(*bytes, vec![1, 1]);
     assert_eq!(SessionRecord::from_record_bytes(&bytes).unwrap(), empty);
 }
+
+fn session_bytes(body: &[u8]) -> Vec<u8> {
+    [&[FORMAT_VERSION, RecordKind::Session as u8][..], body].concat()
+}
+
+/// 500,000 empty archived sessions are 1 MB of input that a full decode would turn into
+/// about 170 MB of `SessionProto`s before the count check. The count is checked first: the
+/// record also carries an undecodable `current`, so a full decode would have failed with
+/// `Protobuf` — getting `TooMany` shows the decoder never got that far.
+#[test]
+fn hostile_entry_counts_are_rejected_before_decoding() {
+    let garbage_current = [0x0A, 0x02, 0xFF, 0xFF];
+    assert_eq!(
+        SessionRecord::from_record_bytes(&session_bytes(&garbage_current)).unwrap_err(),
+        PersistError::Protobuf
+    );
+    let mut body = garbage_current.to_vec();
+    body.extend_from_slice(&[0x12, 0x00].repeat(500_000));
+    let error = SessionRecord::from_record_bytes(&session_bytes(&body)).unwrap_err();
+    assert_eq!(
+        error,
+        PersistError::TooMany {
+            field: "previous",
+            max: 40,
+            got: 500_000
+        }
+    );
+    assert_eq!(error.class(), ErrorClass::InvalidState);
+
+    // The same inside a session: 500,000 empty receiving chains in `current`.
+    let chains = [0x52, 0x00].repeat(500_000);
+    let mut body = vec![0x0A];
+    prost::encoding::encode_varint(chains.len() as u64, &mut body);
+    body.extend_from_slice(&chains);
+    assert_eq!(
+        SessionRecord::from_record_bytes(&session_bytes(&body)).unwrap_err(),
+        PersistError::TooMany {
+            field: "receiver_chains",
+            max: 5,
+            got: 500_000
+        }
+    );
+    // A repeated `current` would be merged by the decoder: refused too.
+    assert_eq!(
+        SessionRecord::from_record_bytes(&session_bytes(&[0x0A, 0x00, 0x0A, 0x00])).unwrap_err(),
+        PersistError::TooMany {
+            field: "current",
+            max: 1,
+            got: 2
+        }
+    );
+
+    // A whole-store export with 500,000 empty session entries.
+    let mut store = vec![FORMAT_VERSION, RecordKind::Store as u8];
+    store.extend_from_slice(&[0x12, 0x00].repeat(500_000));
+    assert_eq!(
+        spots_signal::MemoryStore::import(&store).unwrap_err(),
+        spots_signal::store::MemoryStoreError::Import(PersistError::TooMany {
+            field: "sessions",
+            max: spots_signal::persist::MAX_STORE_ENTRIES,
+            got: 500_000
+        })
+    );
+}
+
+#[test]
+fn oversized_records_are_rejected() {
+    use spots_signal::persist::MAX_SESSION_RECORD_LEN;
+    // An unknown field padding the record past the limit.
+    let mut body = vec![0x7A];
+    let padding = MAX_SESSION_RECORD_LEN;
+    prost::encoding::encode_varint(padding as u64, &mut body);
+    body.resize(body.len() + padding, 0);
+    let bytes = session_bytes(&body);
+    assert_eq!(
+        SessionRecord::from_record_bytes(&bytes).unwrap_err(),
+        PersistError::TooLarge {
+            max: MAX_SESSION_RECORD_LEN,
+            got: bytes.len()
+        }
+    );
+    // Just under the limit the same unknown field is skipped.
+    let mut body = vec![0x7A];
+    let padding = MAX_SESSION_RECORD_LEN - 10;
+    prost::encoding::encode_varint(padding as u64, &mut body);
+    body.resize(body.len() + padding, 0);
+    assert_eq!(
+        SessionRecord::from_record_bytes(&session_bytes(&body)).unwrap(),
+        SessionRecord::new()
+    );
+}

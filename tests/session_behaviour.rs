@@ -468,6 +468,8 @@ fn prekey_messages_naming_missing_keys_are_typed_errors() {
         used.kyber_pre_key,
         Some((message.kyber_pre_key_id().unwrap(), false))
     );
+    assert_eq!(used.base_key, *message.base_key());
+    assert_eq!(base_key(&outcome.record), used.base_key);
 }
 
 #[test]

@@ -214,7 +214,12 @@ fn identity_change_decrypts_but_blocks_sending_until_approved() {
             .identity_changed
     );
 
-    let approved = alice.transport.approve_identity(&bob.address()).unwrap();
+    let shown = *trust.current_identity();
+    let approved = alice
+        .transport
+        .approve_identity(&bob.address(), &shown)
+        .unwrap();
+    assert_eq!(approved, shown);
     let trust = alice.transport.trust(&bob.address()).unwrap().unwrap();
     assert_eq!(trust, TrustRecord::first_use(approved));
     assert!(!trust.is_verified());
@@ -401,4 +406,169 @@ fn rejected_messages_leave_the_store_unchanged() {
     ));
     assert_eq!(bob.snapshot(), before);
     assert!(bob.receive(&alice.address(), &message, T0).is_ok());
+}
+
+/// Rebuilds `party`'s facade over the same store with X3DH accepted or not.
+fn set_accept_x3dh(party: &mut Party, accept: bool) {
+    let config = spots_signal::transport::TransportConfig {
+        session_options: spots_signal::SessionOptions {
+            accept_x3dh: accept,
+        },
+        ..*party.transport.config()
+    };
+    let store = party.transport.store().clone();
+    party.transport = spots_signal::SignalTransport::with_config(store, party.address(), config);
+}
+
+#[test]
+fn x3dh_off_refuses_existing_x3dh_sessions_too() {
+    let mut alice = Party::new("alice.1", 60);
+    let mut bob = Party::new("bob.1", 61);
+    set_accept_x3dh(&mut alice, true);
+    set_accept_x3dh(&mut bob, true);
+    let mut bundle = bob.fetch_bundle();
+    bundle.kyber_pre_key = None;
+    alice
+        .transport
+        .process_bundle(&bob.address(), &bundle, T0, &mut alice.rng)
+        .unwrap();
+    let first = alice.send_one(&bob, b"x3dh", T0).unwrap();
+    bob.receive(&alice.address(), &first, T0).unwrap();
+    let reply = bob.send_one(&alice, b"reply", T0).unwrap();
+    alice.receive(&bob.address(), &reply, T0).unwrap();
+    let late = alice.send_one(&bob, b"late", T0).unwrap();
+    assert_eq!(late.message_type, CiphertextMessageType::Whisper);
+    assert_eq!(late.body[0] >> 4, 3, "an X3DH (version 3) message");
+
+    // The option off: neither side uses the X3DH session any more, and nothing changes.
+    set_accept_x3dh(&mut alice, false);
+    set_accept_x3dh(&mut bob, false);
+    let before = alice.snapshot();
+    match alice.send_one(&bob, b"refused", T0).unwrap_err() {
+        TransportError::MissingSessions { addresses, .. } => {
+            assert_eq!(addresses, vec![bob.address()]);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(alice.snapshot(), before);
+    let before = bob.snapshot();
+    let error = bob.receive(&alice.address(), &late, T0).unwrap_err();
+    assert!(
+        matches!(error, TransportError::Session(SessionError::X3dhNotAllowed)),
+        "{error:?}"
+    );
+    assert_eq!(error.class(), ErrorClass::ProtocolNotAllowed);
+    assert_eq!(bob.snapshot(), before);
+
+    // A PQXDH bundle replaces the session; with the option back on the old message decrypts.
+    alice.connect(&mut bob, T0);
+    let pq = alice.send_one(&bob, b"pqxdh", T0).unwrap();
+    assert_eq!(pq.body[0] >> 4, 4);
+    assert_eq!(
+        bob.receive(&alice.address(), &pq, T0)
+            .unwrap()
+            .plaintext
+            .as_slice(),
+        b"pqxdh"
+    );
+    set_accept_x3dh(&mut bob, true);
+    assert_eq!(
+        bob.receive(&alice.address(), &late, T0)
+            .unwrap()
+            .plaintext
+            .as_slice(),
+        b"late"
+    );
+}
+
+#[test]
+fn approval_must_name_the_key_the_user_saw() {
+    let mut alice = Party::new("alice.1", 70);
+    let mut bob = Party::new("bob.1", 71);
+    alice.connect(&mut bob, T0);
+    let original = *alice
+        .transport
+        .trust(&bob.address())
+        .unwrap()
+        .unwrap()
+        .current_identity();
+
+    // Bob reinstalls; the app shows Alice his new key.
+    let mut bob2 = Party::new("bob.1", 72);
+    bob2.connect(&mut alice, T0);
+    let hello = bob2.send_one(&alice, b"new phone", T0).unwrap();
+    assert!(
+        alice
+            .receive(&bob.address(), &hello, T0)
+            .unwrap()
+            .identity_changed
+    );
+    let shown = *alice
+        .transport
+        .trust(&bob.address())
+        .unwrap()
+        .unwrap()
+        .current_identity();
+    assert_ne!(shown, original);
+
+    // Before she taps "approve", yet another key arrives.
+    let mut bob3 = Party::new("bob.1", 73);
+    bob3.connect(&mut alice, T0);
+    let again = bob3.send_one(&alice, b"newer phone", T0).unwrap();
+    assert!(
+        alice
+            .receive(&bob.address(), &again, T0)
+            .unwrap()
+            .identity_changed
+    );
+    let newest = *alice
+        .transport
+        .trust(&bob.address())
+        .unwrap()
+        .unwrap()
+        .current_identity();
+
+    // Approving what she saw fails and changes nothing; so does approving the old key.
+    let before = alice.snapshot();
+    for stale in [shown, original] {
+        let error = alice
+            .transport
+            .approve_identity(&bob.address(), &stale)
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                TransportError::IdentityKeyMismatch { ref address, current }
+                    if *address == bob.address() && current == newest
+            ),
+            "{error:?}"
+        );
+        assert_eq!(error.class(), ErrorClass::UntrustedIdentity);
+        assert_eq!(alice.snapshot(), before);
+    }
+    assert!(alice.send_one(&bob, b"still blocked", T0).is_err());
+
+    // Naming the newest key approves it; naming it again is a no-op, another key still fails.
+    assert_eq!(
+        alice
+            .transport
+            .approve_identity(&bob.address(), &newest)
+            .unwrap(),
+        newest
+    );
+    assert_eq!(
+        alice.transport.trust(&bob.address()).unwrap(),
+        Some(TrustRecord::first_use(newest))
+    );
+    let approved = alice.snapshot();
+    alice
+        .transport
+        .approve_identity(&bob.address(), &newest)
+        .unwrap();
+    assert_eq!(alice.snapshot(), approved);
+    assert!(matches!(
+        alice.transport.approve_identity(&bob.address(), &shown),
+        Err(TransportError::IdentityKeyMismatch { .. })
+    ));
+    assert_eq!(alice.snapshot(), approved);
 }

@@ -11,6 +11,7 @@ use spots_signal::community::share::ShareRow;
 use spots_signal::community::{
     CommunityId, EpochId, EpochInfo, GroupReceive, OpenedShare, RotationKind,
 };
+use spots_signal::keys::IdentityKey;
 use spots_signal::pqxdh::PreKeyBundle;
 use spots_signal::transport::{OutgoingMessage, TransportConfig};
 use spots_signal::{
@@ -378,11 +379,19 @@ impl Device {
         })
     }
 
-    /// Approves the newest identity key of `agentId.deviceId` (after an identity change).
+    /// Approves `identityKey` (33 bytes), the key of `agentId.deviceId` the user was shown after
+    /// an identity change; refused with `untrusted_identity` if a newer key arrived since.
     #[wasm_bindgen(js_name = approveIdentity)]
-    pub fn approve_identity(&mut self, agent_id: &str, device_id: u32) -> Result<(), JsValue> {
+    pub fn approve_identity(
+        &mut self,
+        agent_id: &str,
+        device_id: u32,
+        identity_key: &[u8],
+    ) -> Result<(), JsValue> {
+        let expected =
+            IdentityKey::deserialize(identity_key).map_err(|e| core(e.class(), &e.to_string()))?;
         self.inner
-            .approve_identity(&address(agent_id, device_id)?)
+            .approve_identity(&address(agent_id, device_id)?, &expected)
             .map(|_| ())
             .map_err(|e| core(e.class(), &e.to_string()))
     }

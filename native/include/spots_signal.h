@@ -192,16 +192,20 @@ SpotsStatus spots_trust(const struct SpotsTransport *handle,
                         uint32_t device_id,
                         struct SpotsBuffer *out_json);
 
-// The user accepts the newest identity key of a peer device after an identity change:
-// sending works again and `verified` is cleared. Returns the approved 33-byte key in
-// `out_identity_key` (show it). `INVALID_ARGUMENT` if no key is known for the device.
+// The user accepts a peer device's new identity key after an identity change: sending works
+// again and `verified` is cleared. `identity_key` (33 bytes) is the key the user was shown
+// (`spots_trust`'s `identity_key`): approval names it so it cannot land on a key that arrived
+// later. `UNTRUSTED_IDENTITY` (nothing changed) if a newer key arrived since; show it and ask
+// again. `INVALID_ARGUMENT` if no key is known for the device or the key is malformed.
 //
 // # Safety
-// `handle` is an open handle; `agent_id` NUL-terminated; `out_identity_key` is writable.
+// `handle` is an open handle; `agent_id` NUL-terminated; `identity_key` points to
+// `identity_key_len` readable bytes.
 SpotsStatus spots_approve_identity(const struct SpotsTransport *handle,
                                    const char *agent_id,
                                    uint32_t device_id,
-                                   struct SpotsBuffer *out_identity_key);
+                                   const uint8_t *identity_key,
+                                   size_t identity_key_len);
 
 // Marks the trusted key of a peer device as verified (the user compared safety numbers).
 // `UNTRUSTED_IDENTITY` while an identity change is pending: approve first.

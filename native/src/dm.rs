@@ -308,31 +308,36 @@ pub unsafe extern "C" fn spots_trust(
     })
 }
 
-/// The user accepts the newest identity key of a peer device after an identity change:
-/// sending works again and `verified` is cleared. Returns the approved 33-byte key in
-/// `out_identity_key` (show it). `INVALID_ARGUMENT` if no key is known for the device.
+/// The user accepts a peer device's new identity key after an identity change: sending works
+/// again and `verified` is cleared. `identity_key` (33 bytes) is the key the user was shown
+/// (`spots_trust`'s `identity_key`): approval names it so it cannot land on a key that arrived
+/// later. `UNTRUSTED_IDENTITY` (nothing changed) if a newer key arrived since; show it and ask
+/// again. `INVALID_ARGUMENT` if no key is known for the device or the key is malformed.
 ///
 /// # Safety
-/// `handle` is an open handle; `agent_id` NUL-terminated; `out_identity_key` is writable.
+/// `handle` is an open handle; `agent_id` NUL-terminated; `identity_key` points to
+/// `identity_key_len` readable bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spots_approve_identity(
     handle: *const SpotsTransport,
     agent_id: *const c_char,
     device_id: u32,
-    out_identity_key: *mut SpotsBuffer,
+    identity_key: *const u8,
+    identity_key_len: usize,
 ) -> SpotsStatus {
     ffi_call(|| {
         // SAFETY: the caller's contract covers every pointer argument.
-        let (handle, out_key, peer) = unsafe {
+        let (handle, peer, key) = unsafe {
             (
                 self::handle(handle)?,
-                out_buffer(out_identity_key, "out_identity_key")?,
                 address(agent_id, device_id)?,
+                bytes(identity_key, identity_key_len, "identity_key")?,
             )
         };
+        let expected = spots_core::keys::IdentityKey::deserialize(key)
+            .map_err(|_| FfiError::argument("identity_key is not a 33-byte identity key"))?;
         let mut transport = handle.lock();
-        let key = operation(&mut transport, |t| t.approve_identity(&peer))?;
-        *out_key = SpotsBuffer::from_vec(key.serialize().to_vec());
+        operation(&mut transport, |t| t.approve_identity(&peer, &expected))?;
         Ok(())
     })
 }

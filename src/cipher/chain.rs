@@ -15,6 +15,8 @@ const CHAIN_KEY_SEED: [u8; 1] = [0x02];
 
 /// The next chain key: HMAC-SHA256(chain_key, 0x02).
 pub(crate) fn chain_next_key(chain_key: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+    #[cfg(test)]
+    work::count_chain_step();
     hmac_sha256(chain_key, &[&CHAIN_KEY_SEED])
 }
 
@@ -29,4 +31,24 @@ pub(crate) fn derive_from_seed<const N: usize>(
     label: &[u8],
 ) -> Zeroizing<[u8; N]> {
     hkdf_sha256::<N>(None, seed, label)
+}
+
+/// A per-thread count of chain steps (next-chain-key HMACs), so tests can bound the work an
+/// operation does without measuring time.
+#[cfg(test)]
+pub(crate) mod work {
+    use core::cell::Cell;
+
+    std::thread_local! {
+        static CHAIN_STEPS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    pub(super) fn count_chain_step() {
+        CHAIN_STEPS.with(|steps| steps.set(steps.get().saturating_add(1)));
+    }
+
+    /// Chain steps performed on this thread so far.
+    pub(crate) fn chain_steps() -> u64 {
+        CHAIN_STEPS.with(Cell::get)
+    }
 }

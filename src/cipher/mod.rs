@@ -6,6 +6,8 @@
 
 mod chain;
 
+#[cfg(test)]
+pub(crate) use chain::work;
 pub(crate) use chain::{chain_next_key, chain_seed, derive_from_seed};
 
 use aes::Aes256;
@@ -43,28 +45,54 @@ pub(crate) fn aes256_cbc_decrypt(
         .map_err(|_| CipherError)
 }
 
+/// SHA-256's block size: HMAC keys are padded (or first hashed) to this length.
+const SHA256_BLOCK: usize = 64;
+/// The longest output HKDF-SHA256 can produce (RFC 5869: 255 * HashLen).
+const HKDF_SHA256_MAX_OUTPUT: usize = 255 * 32;
+
 /// HMAC-SHA256 over the concatenation of `parts`.
+///
+/// The key is brought to the block size exactly as RFC 2104 (and the `hmac` crate) do —
+/// zero-padded, or hashed first when longer than a block — and passed to the infallible
+/// block-sized constructor, so there is no error path at all.
 pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Zeroizing<[u8; 32]> {
-    // HMAC accepts keys of any length, so this constructor cannot fail; the fallback keeps the
-    // function total without a panic path.
-    let Ok(mut mac) = <HmacSha256 as KeyInit>::new_from_slice(key) else {
-        return Zeroizing::new([0u8; 32]);
-    };
+    let mut block = Zeroizing::new([0u8; SHA256_BLOCK]);
+    if key.len() <= SHA256_BLOCK {
+        let (head, _) = block.split_at_mut(key.len());
+        head.copy_from_slice(key);
+    } else {
+        let digest = Zeroizing::new(<[u8; 32]>::from(<Sha256 as sha2::Digest>::digest(key)));
+        let (head, _) = block.split_at_mut(digest.len());
+        head.copy_from_slice(digest.as_slice());
+    }
+    let mut mac = <HmacSha256 as KeyInit>::new((&*block).into());
     for part in parts {
         mac.update(part);
     }
-    Zeroizing::new(mac.finalize().into_bytes().into())
+    let mut out = Zeroizing::new([0u8; 32]);
+    hmac::digest::FixedOutput::finalize_into(mac, (&mut *out).into());
+    out
 }
 
 /// HKDF-SHA256 (RFC 5869) producing `N` bytes. `salt = None` is the all-zero salt.
+///
+/// `N` is checked at compile time against the RFC's limit (255 * 32 bytes), the only
+/// condition under which HKDF-Expand fails: a caller asking for more does not build.
 pub(crate) fn hkdf_sha256<const N: usize>(
     salt: Option<&[u8]>,
     ikm: &[u8],
     info: &[u8],
 ) -> Zeroizing<[u8; N]> {
+    const {
+        assert!(
+            N <= HKDF_SHA256_MAX_OUTPUT,
+            "HKDF-SHA256 output is at most 255 * 32 bytes"
+        );
+    }
     let mut okm = Zeroizing::new([0u8; N]);
-    // Only lengths above 255 * 32 bytes are refused; every caller asks for at most 80.
-    let _ = hkdf::Hkdf::<Sha256>::new(salt, ikm).expand(info, okm.as_mut_slice());
+    let expanded = hkdf::Hkdf::<Sha256>::new(salt, ikm).expand(info, okm.as_mut_slice());
+    // Unreachable: `expand` fails only for outputs longer than the limit asserted above.
+    debug_assert!(expanded.is_ok());
     okm
 }
 
@@ -99,12 +127,28 @@ mod tests {
 
     #[test]
     fn rfc4231_hmac_and_rfc5869_hkdf() {
-        // RFC 4231 test case 2.
+        // RFC 4231 test case 2 (short key).
         let mac = hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
         assert_eq!(
             hex::encode(*mac),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+        // RFC 4231 test case 6 (a 131-byte key, hashed first).
+        let mac = hmac_sha256(
+            &[0xaa; 131],
+            &[b"Test Using Larger Than Block-Size Key - Hash Key First"],
+        );
+        assert_eq!(
+            hex::encode(*mac),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+        // Keys of exactly one block and of 32 bytes agree with the `hmac` crate.
+        for key in [&[0x0b; 64][..], &[0x0c; 32], &[0x0d; 65], &[]] {
+            let mut reference = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap();
+            reference.update(b"data");
+            let reference: [u8; 32] = reference.finalize().into_bytes().into();
+            assert_eq!(*hmac_sha256(key, &[b"da", b"ta"]), reference);
+        }
         // RFC 5869 test case 1.
         let ikm = [0x0b; 22];
         let salt: Vec<u8> = (0u8..=0x0c).collect();
@@ -113,6 +157,12 @@ mod tests {
         assert_eq!(
             hex::encode(*okm),
             "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
+        );
+        // RFC 5869 test case 3 (no salt, empty info).
+        let okm = hkdf_sha256::<42>(None, &ikm, &[]);
+        assert_eq!(
+            hex::encode(*okm),
+            "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8"
         );
         assert!(ct_eq(b"abc", b"abc"));
         assert!(!ct_eq(b"abc", b"abd"));

@@ -135,6 +135,7 @@ impl ShareError {
 }
 
 #[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 struct SharePayloadProto {
     #[prost(bytes = "vec", optional, tag = "1")]
     community_id: Option<Vec<u8>>,
@@ -146,6 +147,13 @@ struct SharePayloadProto {
     key_material: Option<Vec<u8>>,
     #[prost(uint64, optional, tag = "5")]
     created_at_ms: Option<u64>,
+}
+
+/// Type name only: the payload carries key material.
+impl core::fmt::Debug for SharePayloadProto {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("SharePayloadProto { <redacted> }")
+    }
 }
 
 impl SharePayload {

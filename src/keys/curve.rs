@@ -92,7 +92,9 @@ impl PrivateKey {
     /// Parses 32 raw bytes, clamping them as libsignal does on deserialize.
     pub fn deserialize(bytes: &[u8]) -> Result<Self, KeyError> {
         let raw = <&[u8; 32]>::try_from(bytes).map_err(|_| KeyError::BadKeyLength(bytes.len()))?;
-        let mut key = Box::new(*raw);
+        // Copied straight into the box: no copy of the key is left on the stack.
+        let mut key = Box::new([0u8; 32]);
+        key.copy_from_slice(raw);
         clamp(&mut key);
         Ok(Self(key))
     }

@@ -59,11 +59,18 @@ impl fmt::Debug for IdentityKey {
 
 /// libsignal's `IdentityKeyPairStructure { 1: public (33), 2: private (32) }`.
 #[derive(Clone, PartialEq, Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 struct IdentityKeyPairProto {
     #[prost(bytes = "vec", optional, tag = "1")]
     public_key: Option<Vec<u8>>,
     #[prost(bytes = "vec", optional, tag = "2")]
     private_key: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for IdentityKeyPairProto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IdentityKeyPairProto { <redacted> }")
+    }
 }
 
 /// A device's identity key pair.
@@ -179,5 +186,7 @@ mod tests {
             KeyError::MalformedKeyPair
         );
         assert!(!format!("{pair:?}").contains("0303"));
+        let proto = IdentityKeyPairProto::decode(bytes.as_slice()).unwrap();
+        assert_eq!(format!("{proto:?}"), "IdentityKeyPairProto { <redacted> }");
     }
 }

@@ -3,6 +3,8 @@
 use prost::Message;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use super::prescan::{self, Bound};
+use super::proto::redacted_debug;
 use super::{Persist, PersistError, RecordKind, fixed, frame, required, unframe};
 use crate::address::Address;
 use crate::community::EpochEntry;
@@ -13,6 +15,7 @@ use crate::community::{
 use crate::time::Timestamp;
 
 #[derive(Clone, PartialEq, Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 struct CommunityStateProto {
     #[prost(bytes = "vec", optional, tag = "1")]
     community_id: Option<Vec<u8>>,
@@ -28,6 +31,7 @@ struct CommunityStateProto {
 }
 
 #[derive(Clone, PartialEq, Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 struct EpochProto {
     #[prost(bytes = "vec", optional, tag = "1")]
     key_id: Option<Vec<u8>>,
@@ -43,6 +47,24 @@ struct EpochProto {
     #[prost(bool, optional, tag = "6")]
     share_received: Option<bool>,
 }
+
+redacted_debug!(CommunityStateProto, EpochProto);
+
+/// Count limits checked before the full decode (see `prescan`).
+const STATE_BOUNDS: &[Bound] = &[
+    Bound {
+        tag: 2,
+        field: "epochs",
+        max: MAX_EPOCHS,
+        nested: None,
+    },
+    Bound {
+        tag: 5,
+        field: "repairs",
+        max: MAX_PENDING_REPAIRS,
+        nested: None,
+    },
+];
 
 #[derive(Clone, PartialEq, Message, Zeroize, ZeroizeOnDrop)]
 struct RepairProto {
@@ -104,6 +126,7 @@ impl Persist for CommunityState {
 
     fn from_record_bytes(bytes: &[u8]) -> Result<Self, PersistError> {
         let body = unframe(Self::KIND, bytes)?;
+        prescan::check(body, STATE_BOUNDS)?;
         let proto = CommunityStateProto::decode(body).map_err(|_| PersistError::Protobuf)?;
         if proto.epochs.len() > MAX_EPOCHS {
             return Err(PersistError::TooMany {

@@ -5,6 +5,8 @@
 use prost::Message;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use super::prescan::{self, Bound};
+use super::proto::redacted_debug;
 use super::{Persist, PersistError, RecordKind, fixed, frame, required, unframe};
 use crate::address::DeviceId;
 use crate::devices::DeviceList;
@@ -21,6 +23,7 @@ use crate::trust::TrustRecord;
 const MAX_RETIRED: usize = 1000;
 
 #[derive(Clone, PartialEq, Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 struct LocalIdentityProto {
     /// libsignal's identity key pair encoding.
     #[prost(bytes = "vec", optional, tag = "1")]
@@ -28,6 +31,8 @@ struct LocalIdentityProto {
     #[prost(uint32, optional, tag = "2")]
     registration_id: Option<u32>,
 }
+
+redacted_debug!(LocalIdentityProto);
 
 #[derive(Clone, PartialEq, Message)]
 struct TrustProto {
@@ -74,6 +79,22 @@ struct PreKeyStateProto {
     #[prost(message, repeated, tag = "7")]
     retired_last_resort: Vec<RetiredProto>,
 }
+
+/// The retired-key lists of `PreKeyStateProto`, checked before decoding.
+const PREKEY_STATE_BOUNDS: &[Bound] = &[
+    Bound {
+        tag: 6,
+        field: "retired_signed_pre_keys",
+        max: MAX_RETIRED,
+        nested: None,
+    },
+    Bound {
+        tag: 7,
+        field: "retired_last_resort",
+        max: MAX_RETIRED,
+        nested: None,
+    },
+];
 
 fn identity_key(field: &'static str, value: Option<&[u8]>) -> Result<IdentityKey, PersistError> {
     let bytes = fixed::<33>(field, value)?;
@@ -235,6 +256,7 @@ impl Persist for PreKeyState {
 
     fn from_record_bytes(bytes: &[u8]) -> Result<Self, PersistError> {
         let body = unframe(Self::KIND, bytes)?;
+        prescan::check(body, PREKEY_STATE_BOUNDS)?;
         let proto = PreKeyStateProto::decode(body).map_err(|_| PersistError::Protobuf)?;
         Ok(Self {
             next_pre_key_id: required("next_pre_key_id", proto.next_pre_key_id)?,

@@ -8,10 +8,17 @@
 //! one type from being loaded as another. Decoding is strict (required fields, lengths, the
 //! protocol limits) and reports a typed [`PersistError`]. Encodings contain secrets: they are
 //! returned in [`Zeroizing`] buffers and must be encrypted at rest by the host.
+//!
+//! Hostile input is bounded before it is decoded: an encoding longer than its kind's
+//! [`RecordKind::max_encoded_len`] is refused ([`PersistError::TooLarge`]), and the count limits
+//! of repeated fields (archived sessions, receiving chains, skipped keys, retired prekeys, the
+//! entries of a store export) are checked by a pass over the protobuf keys that allocates
+//! nothing ([`PersistError::TooMany`]) before the full decode materialises any entry.
 
 mod community;
 mod keys;
 mod local;
+mod prescan;
 mod proto;
 mod sender_key;
 mod session;
@@ -59,6 +66,49 @@ pub enum RecordKind {
     Community = 12,
 }
 
+impl RecordKind {
+    /// The longest encoding of this kind that is decoded; anything longer is refused with
+    /// [`PersistError::TooLarge`] before decoding.
+    ///
+    /// - [`RecordKind::Session`]: 2 MiB. The limits of a record (41 sessions, 5 receiving
+    ///   chains each, [`crate::session::MAX_RECORD_SKIPPED_KEYS`] stored keys in all) keep its
+    ///   encoding under 1 MiB; records written by earlier releases, which had no record-wide
+    ///   cap on stored keys, may be larger and are refused.
+    /// - [`RecordKind::Store`]: no limit of its own (a container of records, each checked
+    ///   against its kind's limit, with at most [`MAX_STORE_ENTRIES`] entries per list).
+    /// - Every other kind: 64 KiB, far above its largest encoding (a Kyber prekey, about
+    ///   5 KB; the prekey bookkeeping with 2 × 1,000 retired keys, about 30 KB).
+    #[must_use]
+    pub const fn max_encoded_len(self) -> usize {
+        match self {
+            Self::Session => MAX_SESSION_RECORD_LEN,
+            Self::Store => usize::MAX,
+            Self::SenderKey => MAX_SENDER_KEY_RECORD_LEN,
+            Self::Community => MAX_COMMUNITY_RECORD_LEN,
+            Self::IdentityKeyPair
+            | Self::PreKey
+            | Self::SignedPreKey
+            | Self::KyberPreKey
+            | Self::LocalIdentity
+            | Self::Trust
+            | Self::DeviceList
+            | Self::PreKeyState => MAX_SMALL_RECORD_LEN,
+        }
+    }
+}
+
+/// Longest session record encoding decoded (see [`RecordKind::max_encoded_len`]).
+pub const MAX_SESSION_RECORD_LEN: usize = 2 * 1024 * 1024;
+/// Longest sender-key record decoded: 5 states at the configurable ceiling of stored keys
+/// (65,536 each, about 40 bytes apiece) stay under it.
+pub const MAX_SENDER_KEY_RECORD_LEN: usize = 16 * 1024 * 1024;
+/// Longest community state decoded: 32 epochs and 256 pending repairs with 128-byte agent ids
+/// encode to under 64 KiB.
+pub const MAX_COMMUNITY_RECORD_LEN: usize = 256 * 1024;
+/// Longest encoding decoded for the small record kinds (see [`RecordKind::max_encoded_len`]).
+pub const MAX_SMALL_RECORD_LEN: usize = 64 * 1024;
+pub use store::MAX_STORE_ENTRIES;
+
 /// Why stored bytes could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -102,6 +152,14 @@ pub enum PersistError {
         /// What was wrong with it.
         source: KemError,
     },
+    /// The encoding is longer than its kind allows ([`RecordKind::max_encoded_len`]).
+    #[error("record encoding of {got} bytes, at most {max} allowed")]
+    TooLarge {
+        /// The limit.
+        max: usize,
+        /// The length found.
+        got: usize,
+    },
     /// A list is longer than the protocol ever produces.
     #[error("`{field}` has {got} entries, at most {max} allowed")]
     TooMany {
@@ -143,7 +201,7 @@ fn frame(kind: RecordKind, body: &[u8]) -> Zeroizing<Vec<u8>> {
     out
 }
 
-/// Checks the header and returns the body.
+/// Checks the header and the length, and returns the body.
 fn unframe(kind: RecordKind, bytes: &[u8]) -> Result<&[u8], PersistError> {
     let [version, found, body @ ..] = bytes else {
         return Err(PersistError::Truncated);
@@ -155,6 +213,13 @@ fn unframe(kind: RecordKind, bytes: &[u8]) -> Result<&[u8], PersistError> {
         return Err(PersistError::WrongKind {
             expected: kind as u8,
             got: *found,
+        });
+    }
+    let max = kind.max_encoded_len();
+    if bytes.len() > max {
+        return Err(PersistError::TooLarge {
+            max,
+            got: bytes.len(),
         });
     }
     Ok(body)
@@ -200,6 +265,15 @@ mod tests {
             })
         );
         assert_eq!(unframe(RecordKind::Session, &[1, 1, 9]), Ok(&[9u8][..]));
+        let mut long = vec![1u8; MAX_SMALL_RECORD_LEN + 1];
+        long[1] = RecordKind::Trust as u8;
+        assert_eq!(
+            unframe(RecordKind::Trust, &long),
+            Err(PersistError::TooLarge {
+                max: MAX_SMALL_RECORD_LEN,
+                got: MAX_SMALL_RECORD_LEN + 1
+            })
+        );
         assert_eq!(*frame(RecordKind::PreKey, &[7]), vec![1, 3, 7]);
     }
 }

@@ -3,7 +3,35 @@
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+/// `Debug` printing only the type name, for the protobuf structures that hold secrets (their
+/// derived `Debug` is switched off with `#[prost(skip_debug)]`).
+macro_rules! redacted_debug {
+    ($($name:ident),+ $(,)?) => {$(
+        impl core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str(concat!(stringify!($name), " { <redacted> }"))
+            }
+        }
+    )+};
+}
+pub(super) use redacted_debug;
+
+redacted_debug!(
+    RecordProto,
+    SessionProto,
+    SenderChainProto,
+    ReceiverChainProto,
+    SkippedKeyProto,
+    PendingPreKeyProto,
+    PreKeyProto,
+    SignedPreKeyProto,
+    KyberPreKeyProto,
+    SenderKeyRecordProto,
+    SenderKeyStateProto,
+);
+
 #[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 pub(super) struct RecordProto {
     #[prost(message, optional, tag = "1")]
     pub(super) current: Option<SessionProto>,
@@ -12,6 +40,7 @@ pub(super) struct RecordProto {
 }
 
 #[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 pub(super) struct SessionProto {
     #[prost(uint32, optional, tag = "1")]
     pub(super) version: Option<u32>,
@@ -38,6 +67,7 @@ pub(super) struct SessionProto {
 }
 
 #[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 pub(super) struct SenderChainProto {
     #[prost(bytes = "vec", optional, tag = "1")]
     pub(super) ratchet_public: Option<Vec<u8>>,
@@ -50,6 +80,7 @@ pub(super) struct SenderChainProto {
 }
 
 #[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 pub(super) struct ReceiverChainProto {
     #[prost(bytes = "vec", optional, tag = "1")]
     pub(super) ratchet_key: Option<Vec<u8>>,
@@ -63,6 +94,7 @@ pub(super) struct ReceiverChainProto {
 }
 
 #[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 pub(super) struct SkippedKeyProto {
     #[prost(uint32, optional, tag = "1")]
     pub(super) counter: Option<u32>,
@@ -71,6 +103,7 @@ pub(super) struct SkippedKeyProto {
 }
 
 #[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 pub(super) struct PendingPreKeyProto {
     #[prost(uint32, optional, tag = "1")]
     pub(super) pre_key_id: Option<u32>,
@@ -87,6 +120,7 @@ pub(super) struct PendingPreKeyProto {
 }
 
 #[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 pub(super) struct PreKeyProto {
     #[prost(uint32, optional, tag = "1")]
     pub(super) id: Option<u32>,
@@ -97,6 +131,7 @@ pub(super) struct PreKeyProto {
 }
 
 #[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 pub(super) struct SignedPreKeyProto {
     #[prost(uint32, optional, tag = "1")]
     pub(super) id: Option<u32>,
@@ -111,6 +146,7 @@ pub(super) struct SignedPreKeyProto {
 }
 
 #[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 pub(super) struct KyberPreKeyProto {
     #[prost(uint32, optional, tag = "1")]
     pub(super) id: Option<u32>,
@@ -127,6 +163,7 @@ pub(super) struct KyberPreKeyProto {
 }
 
 #[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 pub(super) struct SenderKeyRecordProto {
     /// Newest first.
     #[prost(message, repeated, tag = "1")]
@@ -134,6 +171,7 @@ pub(super) struct SenderKeyRecordProto {
 }
 
 #[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 pub(super) struct SenderKeyStateProto {
     #[prost(uint32, optional, tag = "1")]
     pub(super) message_version: Option<u32>,
@@ -150,4 +188,28 @@ pub(super) struct SenderKeyStateProto {
     /// Oldest first; `counter` is the iteration, `seed` the message key seed.
     #[prost(message, repeated, tag = "7")]
     pub(super) skipped: Vec<SkippedKeyProto>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_redacted() {
+        let mut session = SessionProto::default();
+        session.root_key = Some(vec![0xA7; 32]);
+        let record = RecordProto {
+            current: Some(session),
+            previous: Vec::new(),
+        };
+        let skipped = SkippedKeyProto {
+            counter: Some(1),
+            seed: Some(vec![0xA7; 32]),
+        };
+        let text = format!("{record:?} {skipped:?}");
+        assert_eq!(
+            text,
+            "RecordProto { <redacted> } SkippedKeyProto { <redacted> }"
+        );
+    }
 }

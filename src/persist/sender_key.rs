@@ -4,6 +4,7 @@ use prost::Message;
 use zeroize::Zeroizing;
 
 use super::keys::key_pair;
+use super::prescan::{self, Bound};
 use super::proto::{SenderKeyRecordProto, SenderKeyStateProto, SkippedKeyProto};
 use super::{Persist, PersistError, RecordKind, fixed, frame, required, unframe};
 use crate::keys::PublicKey;
@@ -12,6 +13,19 @@ use crate::sender_keys::{
     SenderKeyState, SenderMessageKey,
 };
 use crate::wire::SENDERKEY_MESSAGE_CURRENT_VERSION;
+
+/// Count limits checked before the full decode (see `prescan`).
+const RECORD_BOUNDS: &[Bound] = &[Bound {
+    tag: 1,
+    field: "states",
+    max: MAX_SENDER_KEY_STATES,
+    nested: Some(&[Bound {
+        tag: 7,
+        field: "skipped",
+        max: MAX_SKIPPED_KEYS_CEILING,
+        nested: None,
+    }]),
+}];
 
 impl Persist for SenderKeyRecord {
     const KIND: RecordKind = RecordKind::SenderKey;
@@ -25,6 +39,7 @@ impl Persist for SenderKeyRecord {
 
     fn from_record_bytes(bytes: &[u8]) -> Result<Self, PersistError> {
         let body = unframe(Self::KIND, bytes)?;
+        prescan::check(body, RECORD_BOUNDS)?;
         let proto = SenderKeyRecordProto::decode(body).map_err(|_| PersistError::Protobuf)?;
         if proto.states.len() > MAX_SENDER_KEY_STATES {
             return Err(PersistError::TooMany {

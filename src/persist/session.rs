@@ -6,6 +6,7 @@ use prost::Message;
 use zeroize::Zeroizing;
 
 use super::keys::key_pair;
+use super::prescan::{self, Bound};
 use super::proto::{
     PendingPreKeyProto, ReceiverChainProto, RecordProto, SenderChainProto, SessionProto,
     SkippedKeyProto,
@@ -24,6 +25,35 @@ use crate::session::state::{
 use crate::time::Timestamp;
 use crate::wire::{CIPHERTEXT_MESSAGE_CURRENT_VERSION, CIPHERTEXT_MESSAGE_PRE_KYBER_VERSION};
 
+/// The count limits checked before decoding (tags of `RecordProto`, `SessionProto` and
+/// `ReceiverChainProto`). The decoders below check them again on the decoded lists.
+const RECORD_BOUNDS: &[Bound] = &[
+    Bound {
+        tag: 1,
+        field: "current",
+        max: 1,
+        nested: Some(SESSION_BOUNDS),
+    },
+    Bound {
+        tag: 2,
+        field: "previous",
+        max: MAX_ARCHIVED_STATES,
+        nested: Some(SESSION_BOUNDS),
+    },
+];
+const SESSION_BOUNDS: &[Bound] = &[Bound {
+    tag: 10,
+    field: "receiver_chains",
+    max: MAX_RECEIVER_CHAINS,
+    nested: Some(CHAIN_BOUNDS),
+}];
+const CHAIN_BOUNDS: &[Bound] = &[Bound {
+    tag: 4,
+    field: "receiver_chain.skipped",
+    max: MAX_MESSAGE_KEYS,
+    nested: None,
+}];
+
 impl Persist for SessionRecord {
     const KIND: RecordKind = RecordKind::Session;
 
@@ -37,6 +67,7 @@ impl Persist for SessionRecord {
 
     fn from_record_bytes(bytes: &[u8]) -> Result<Self, PersistError> {
         let body = unframe(Self::KIND, bytes)?;
+        prescan::check(body, RECORD_BOUNDS)?;
         let proto = RecordProto::decode(body).map_err(|_| PersistError::Protobuf)?;
         if proto.previous.len() > MAX_ARCHIVED_STATES {
             return Err(PersistError::TooMany {
@@ -112,11 +143,13 @@ fn public_key(field: &'static str, value: Option<&[u8]>) -> Result<PublicKey, Pe
     PublicKey::deserialize(&bytes).map_err(|source| PersistError::InvalidKey { field, source })
 }
 
-fn secret32(
+/// A required 32-byte secret, borrowed from the (wiped-on-drop) protobuf: no copy is made.
+fn secret32<'a>(
     field: &'static str,
-    value: Option<&[u8]>,
-) -> Result<Zeroizing<[u8; 32]>, PersistError> {
-    fixed::<32>(field, value).map(Zeroizing::new)
+    value: Option<&'a [u8]>,
+) -> Result<&'a [u8; 32], PersistError> {
+    let value = value.ok_or(PersistError::MissingField(field))?;
+    <&[u8; 32]>::try_from(value).map_err(|_| PersistError::InvalidField(field))
 }
 
 fn decode_state(proto: &SessionProto) -> Result<SessionState, PersistError> {
@@ -133,8 +166,8 @@ fn decode_state(proto: &SessionProto) -> Result<SessionState, PersistError> {
             "sender_chain.ratchet_private",
             sender.ratchet_private.as_deref(),
         )?,
-        chain_key: ChainKey::new(
-            *secret32("sender_chain.chain_key", sender.chain_key.as_deref())?,
+        chain_key: ChainKey::from_bytes(
+            secret32("sender_chain.chain_key", sender.chain_key.as_deref())?,
             required("sender_chain.index", sender.index)?,
         ),
     };
@@ -175,7 +208,7 @@ fn decode_state(proto: &SessionProto) -> Result<SessionState, PersistError> {
             proto.remote_registration_id,
         )?),
         alice_base_key: public_key("alice_base_key", proto.alice_base_key.as_deref())?,
-        root_key: RootKey::new(*secret32("root_key", proto.root_key.as_deref())?),
+        root_key: RootKey::from_bytes(secret32("root_key", proto.root_key.as_deref())?),
         previous_counter: required("previous_counter", proto.previous_counter)?,
         sender_chain,
         receiver_chains,
@@ -201,16 +234,16 @@ fn decode_receiver_chain(proto: &ReceiverChainProto) -> Result<ReceiverChain, Pe
             if counter >= index {
                 return Err(PersistError::InvalidField("skipped.counter"));
             }
-            Ok(MessageKeySeed::new(
-                *secret32("skipped.seed", skipped.seed.as_deref())?,
+            Ok(MessageKeySeed::from_bytes(
+                secret32("skipped.seed", skipped.seed.as_deref())?,
                 counter,
             ))
         })
         .collect::<Result<VecDeque<_>, _>>()?;
     Ok(ReceiverChain {
         ratchet_key: public_key("receiver_chain.ratchet_key", proto.ratchet_key.as_deref())?,
-        chain_key: ChainKey::new(
-            *secret32("receiver_chain.chain_key", proto.chain_key.as_deref())?,
+        chain_key: ChainKey::from_bytes(
+            secret32("receiver_chain.chain_key", proto.chain_key.as_deref())?,
             index,
         ),
         skipped,
@@ -241,4 +274,81 @@ fn decode_pending(proto: &PendingPreKeyProto, version: u8) -> Result<PendingPreK
         timestamp: Timestamp::from_millis(required("pending.timestamp_ms", proto.timestamp_ms)?),
         kyber,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::keys::KeyPair;
+    use crate::persist::MAX_SESSION_RECORD_LEN;
+    use crate::session::MAX_RECORD_SKIPPED_KEYS;
+
+    /// A record at every limit, with the longest varints: 41 sessions with a pending Kyber
+    /// ciphertext and five receiving chains each, and the record-wide maximum of stored keys.
+    fn largest_record() -> SessionRecord {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let identity =
+            |rng: &mut ChaCha20Rng| IdentityKey::new(*KeyPair::generate(rng).public_key());
+        let mut ciphertext = vec![kem::KYBER1024_TYPE];
+        ciphertext.resize(1569, 0xAB);
+        let ciphertext = kem::Ciphertext::deserialize(&ciphertext).unwrap();
+        let high = u32::MAX - 1;
+        let mut keys_left = MAX_RECORD_SKIPPED_KEYS;
+        let mut state = |rng: &mut ChaCha20Rng| {
+            let receiver_chains = (0..MAX_RECEIVER_CHAINS)
+                .map(|_| {
+                    let keys = keys_left.min(MAX_MESSAGE_KEYS);
+                    keys_left -= keys;
+                    ReceiverChain {
+                        ratchet_key: *KeyPair::generate(rng).public_key(),
+                        chain_key: ChainKey::new([7; 32], high),
+                        skipped: (0..keys as u32)
+                            .map(|i| MessageKeySeed::new([9; 32], high - 1 - i))
+                            .collect(),
+                    }
+                })
+                .collect();
+            SessionState {
+                version: CIPHERTEXT_MESSAGE_CURRENT_VERSION,
+                local_identity: identity(rng),
+                remote_identity: identity(rng),
+                local_registration_id: RegistrationId(u32::MAX),
+                remote_registration_id: RegistrationId(u32::MAX),
+                alice_base_key: *KeyPair::generate(rng).public_key(),
+                root_key: RootKey::new([5; 32]),
+                previous_counter: u32::MAX,
+                sender_chain: SenderChain {
+                    ratchet_key: KeyPair::generate(rng),
+                    chain_key: ChainKey::new([6; 32], u32::MAX),
+                },
+                receiver_chains,
+                pending_pre_key: Some(PendingPreKey {
+                    pre_key_id: Some(PreKeyId(u32::MAX)),
+                    signed_pre_key_id: SignedPreKeyId(u32::MAX),
+                    base_key: *KeyPair::generate(rng).public_key(),
+                    timestamp: Timestamp::from_millis(u64::MAX),
+                    kyber: Some((KyberPreKeyId(u32::MAX), ciphertext.clone())),
+                }),
+            }
+        };
+        let current = state(&mut rng);
+        let previous = (0..MAX_ARCHIVED_STATES).map(|_| state(&mut rng)).collect();
+        SessionRecord {
+            current: Some(current),
+            previous,
+        }
+    }
+
+    #[test]
+    fn the_largest_record_is_well_within_the_size_limit() {
+        let record = largest_record();
+        assert_eq!(record.skipped_key_count(), MAX_RECORD_SKIPPED_KEYS);
+        let bytes = record.to_record_bytes();
+        assert!(bytes.len() < 1024 * 1024, "{} bytes", bytes.len());
+        assert!(bytes.len() * 2 < MAX_SESSION_RECORD_LEN);
+        assert_eq!(SessionRecord::from_record_bytes(&bytes).unwrap(), record);
+    }
 }

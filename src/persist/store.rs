@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use prost::Message;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use super::prescan::{self, Bound};
+use super::proto::redacted_debug;
 use super::{Persist, PersistError, RecordKind, fixed, frame, required, unframe};
 use crate::address::{Address, AgentId};
 use crate::community::{CommunityId, CommunityState, EpochId};
@@ -19,6 +21,7 @@ use crate::store::{LocalIdentity, MemoryStore};
 use crate::trust::TrustRecord;
 
 #[derive(Clone, PartialEq, Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 struct StoreProto {
     #[prost(bytes = "vec", optional, tag = "1")]
     identity: Option<Vec<u8>>,
@@ -48,6 +51,7 @@ struct StoreProto {
 
 /// A keyed record: the key as text (an address or agent id), the value in its own encoding.
 #[derive(Clone, PartialEq, Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 struct EntryProto {
     #[prost(string, optional, tag = "1")]
     key: Option<String>,
@@ -56,12 +60,40 @@ struct EntryProto {
 }
 
 #[derive(Clone, PartialEq, Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 struct KyberUseProto {
     #[prost(uint32, optional, tag = "1")]
     id: Option<u32>,
     #[prost(bytes = "vec", optional, tag = "2")]
     base_key: Option<Vec<u8>>,
 }
+
+/// Most entries in each list of a store export (sessions, trust records, device lists, each
+/// kind of prekey, last-resort uses): far above what one device holds, low enough that a
+/// hostile export cannot make the decoder allocate much more than its own size.
+pub const MAX_STORE_ENTRIES: usize = 100_000;
+
+/// The lists of `StoreProto` and their limits, checked before decoding.
+const STORE_BOUNDS: &[Bound] = &[
+    list(2, "sessions"),
+    list(3, "pre_keys"),
+    list(4, "signed_pre_keys"),
+    list(5, "kyber_pre_keys"),
+    list(6, "kyber_uses"),
+    list(7, "trust"),
+    list(8, "device_lists"),
+];
+
+const fn list(tag: u32, field: &'static str) -> Bound {
+    Bound {
+        tag,
+        field,
+        max: MAX_STORE_ENTRIES,
+        nested: None,
+    }
+}
+
+redacted_debug!(StoreProto, EntryProto, KyberUseProto);
 
 fn entries<K: ToString, V: Persist>(map: &BTreeMap<K, V>) -> Vec<EntryProto> {
     map.iter()
@@ -151,6 +183,7 @@ fn decode_records<K: Ord, V: Persist>(
 
 pub(crate) fn import_store(bytes: &[u8]) -> Result<MemoryStore, PersistError> {
     let body = unframe(RecordKind::Store, bytes)?;
+    prescan::check(body, STORE_BOUNDS)?;
     let proto = StoreProto::decode(body).map_err(|_| PersistError::Protobuf)?;
     let mut kyber_uses = BTreeSet::new();
     for entry in &proto.kyber_uses {

@@ -17,7 +17,7 @@ use crate::cipher::hkdf_sha256;
 use crate::keys::{
     IdentityKeyPair, KeyPair, KyberPreKeyRecord, PreKeyRecord, RegistrationId, SignedPreKeyRecord,
 };
-use crate::ratchet::{ChainKey, RootKey};
+use crate::ratchet::{ChainKey, RootKey, root_and_chain_keys};
 use crate::session::SessionError;
 use crate::session::state::{PendingPreKey, ReceiverChain, SenderChain, SessionState};
 use crate::time::Timestamp;
@@ -38,6 +38,12 @@ pub struct SessionOptions {
     /// Accept peers without a Kyber prekey, i.e. classic X3DH (session version 3). Off by
     /// default: such sessions have no post-quantum protection. Outgoing sessions to bundles
     /// with a Kyber prekey are always PQXDH regardless of this flag.
+    ///
+    /// Off means off for existing sessions too (fail closed): the facade neither encrypts in a
+    /// version-3 session (the device is reported as missing a session, so a PQXDH bundle
+    /// replaces it) nor decrypts version-3 messages ([`crate::SessionError::X3dhNotAllowed`]).
+    /// The pure functions [`crate::encrypt`] and [`crate::decrypt_signal_message`] take no
+    /// options; their callers apply the same rule.
     pub accept_x3dh: bool,
 }
 
@@ -47,15 +53,7 @@ pub struct SessionOptions {
 pub fn derive_initial_keys(secret_input: &[u8], with_kyber: bool) -> (RootKey, ChainKey) {
     let label = if with_kyber { PQXDH_LABEL } else { X3DH_LABEL };
     let okm = hkdf_sha256::<64>(None, secret_input, label);
-    let mut root = [0u8; 32];
-    let mut chain = [0u8; 32];
-    let (root_bytes, chain_bytes) = okm.split_at(32);
-    root.copy_from_slice(root_bytes);
-    chain.copy_from_slice(chain_bytes);
-    let keys = (RootKey::new(root), ChainKey::new(chain, 0));
-    zeroize::Zeroize::zeroize(&mut root);
-    zeroize::Zeroize::zeroize(&mut chain);
-    keys
+    root_and_chain_keys(&okm, 0)
 }
 
 fn secret_input() -> Zeroizing<Vec<u8>> {

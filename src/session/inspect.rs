@@ -11,12 +11,21 @@ use zeroize::Zeroizing;
 
 use super::SessionRecord;
 use super::state::{ReceiverChain, SessionState};
+use crate::cipher::ct_eq;
 use crate::keys::{IdentityKey, PublicKey};
 use crate::time::Timestamp;
 
-/// Secret bytes that never show up in `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
+/// Secret bytes that never show up in `Debug` output; compared in constant time.
+#[derive(Clone)]
 pub struct SecretBytes(Zeroizing<Vec<u8>>);
+
+impl PartialEq for SecretBytes {
+    fn eq(&self, other: &Self) -> bool {
+        ct_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SecretBytes {}
 
 impl SecretBytes {
     fn new(bytes: &[u8]) -> Self {

@@ -13,6 +13,14 @@ use crate::keys::{IdentityKey, PublicKey, RegistrationId};
 /// Archived sessions kept per record; older ones are dropped.
 pub const MAX_ARCHIVED_STATES: usize = 40;
 
+/// Skipped message keys kept across a whole record (current and archived sessions). Each
+/// receiving chain keeps at most [`super::MAX_MESSAGE_KEYS`] (2,000) and a session at most five
+/// chains, so without this cap a peer could grow a record of 41 sessions to about 410,000 keys
+/// (16 MB). When a decryption leaves more than this, stored keys of the oldest archived
+/// sessions are dropped first (oldest chains, oldest keys first); the current session alone
+/// never exceeds the cap. Messages whose keys were dropped fail like any evicted key.
+pub const MAX_RECORD_SKIPPED_KEYS: usize = 20_000;
+
 /// All sessions with one remote device. Persist it with [`crate::persist::Persist`].
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct SessionRecord {
@@ -99,6 +107,37 @@ impl SessionRecord {
         // Remove first so the index is still valid, then archive the current session.
         let _stale = self.previous.remove(index);
         self.promote_state(updated);
+    }
+
+    /// Total skipped message keys stored in the record.
+    pub(crate) fn skipped_key_count(&self) -> usize {
+        self.current
+            .iter()
+            .chain(self.previous.iter())
+            .flat_map(|state| state.receiver_chains.iter())
+            .map(|chain| chain.skipped.len())
+            .sum()
+    }
+
+    /// Enforces [`MAX_RECORD_SKIPPED_KEYS`]: drops stored keys of the oldest archived sessions
+    /// first (within a session its oldest chains first, within a chain its oldest keys first)
+    /// until the record is within the cap.
+    pub(crate) fn enforce_skipped_key_cap(&mut self) {
+        let mut excess = self
+            .skipped_key_count()
+            .saturating_sub(MAX_RECORD_SKIPPED_KEYS);
+        // `previous` is most recent first, so the oldest archived session is at the back.
+        for state in self.previous.iter_mut().rev() {
+            for chain in &mut state.receiver_chains {
+                if excess == 0 {
+                    return;
+                }
+                // Newest first: the oldest keys are at the back.
+                let dropped = excess.min(chain.skipped.len());
+                chain.skipped.truncate(chain.skipped.len() - dropped);
+                excess -= dropped;
+            }
+        }
     }
 
     /// If a session (current or archived) was started by a PreKey message with this version

@@ -23,8 +23,15 @@ use crate::wire::{CiphertextMessage, PreKeySignalMessage, SignalMessage};
 pub const MAX_RECEIVER_CHAINS: usize = 5;
 /// Skipped message keys kept per receiving chain; the oldest are dropped.
 pub const MAX_MESSAGE_KEYS: usize = 2000;
-/// Largest accepted gap between a chain's position and a message counter.
+/// Largest accepted gap between a chain's position and a message counter. It is also the
+/// total number of chain steps one decryption may spend across all the sessions it tries
+/// (see [`crate::session::decrypt_signal_message`]).
 pub const MAX_FORWARD_JUMPS: u32 = 25_000;
+/// [`MAX_MESSAGE_KEYS`] as a chain-index distance.
+const MAX_MESSAGE_KEYS_U32: u32 = {
+    assert!(MAX_MESSAGE_KEYS <= u32::MAX as usize);
+    MAX_MESSAGE_KEYS as u32
+};
 /// After this long without a reply, an initiated session is no longer used for sending.
 pub const MAX_UNACKNOWLEDGED_SESSION_AGE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
@@ -124,9 +131,16 @@ impl SessionState {
 
     /// Decrypts `message`, ratcheting as needed. On error `self` may be partly updated (and
     /// randomness consumed, as in libsignal); callers must discard it.
+    ///
+    /// Walking the receiving chain forward to the message's counter is charged to `budget`
+    /// (chain steps), which the caller shares between every session it tries for one message.
+    /// The walk is a trial: it derives only the next chain keys (one HMAC per step, nothing
+    /// stored) and the skipped message keys are stored only once the MAC has verified, so a
+    /// forged message costs at most its share of the budget.
     pub(crate) fn decrypt<R: CryptoRng + ?Sized>(
         &mut self,
         message: &SignalMessage,
+        budget: &mut u32,
         rng: &mut R,
     ) -> Result<Vec<u8>, SessionError> {
         if message.message_version() != self.version {
@@ -136,9 +150,12 @@ impl SessionState {
             });
         }
         let chain = self.receiver_chain_for(message.ratchet_key(), rng)?;
-        let keys = self.message_keys(chain, message.counter())?;
+        let (keys, advance) = self.message_keys(chain, message.counter(), budget)?;
         if !message.verify_mac(&self.remote_identity, &self.local_identity, keys.mac_key()) {
             return Err(SessionError::DecryptionFailed);
+        }
+        if let Some(advance) = advance {
+            self.commit_advance(advance)?;
         }
         let plaintext = aes256_cbc_decrypt(keys.cipher_key(), keys.iv(), message.body())
             .map_err(|_| SessionError::DecryptionFailed)?;
@@ -185,45 +202,109 @@ impl SessionState {
         Ok(self.receiver_chains.len().saturating_sub(1))
     }
 
-    /// The keys for message `counter` in receiving chain `chain`: a stored skipped key, or the
-    /// chain advanced to `counter` (storing the keys it skips).
-    fn message_keys(&mut self, chain: usize, counter: u32) -> Result<MessageKeys, SessionError> {
-        let chain = self
+    /// The keys for message `counter` in receiving chain `chain`: a stored skipped key (removed
+    /// from the chain), or the keys found by a trial walk of the chain up to `counter`. A walk
+    /// changes nothing yet: it returns the [`ChainAdvance`] to apply once the message has
+    /// authenticated.
+    fn message_keys(
+        &mut self,
+        chain: usize,
+        counter: u32,
+        budget: &mut u32,
+    ) -> Result<(MessageKeys, Option<ChainAdvance>), SessionError> {
+        let receiver = self
             .receiver_chains
             .get_mut(chain)
             .ok_or(SessionError::InvalidState)?;
-        let chain_index = chain.chain_key.index();
+        let chain_index = receiver.chain_key.index();
         if counter < chain_index {
-            let position = chain
+            let position = receiver
                 .skipped
                 .iter()
                 .position(|seed| seed.counter() == counter);
-            return match position.and_then(|position| chain.skipped.remove(position)) {
-                Some(seed) => Ok(seed.derive()),
+            return match position.and_then(|position| receiver.skipped.remove(position)) {
+                Some(seed) => Ok((seed.derive(), None)),
                 None => Err(SessionError::DuplicateMessage {
                     chain_index,
                     counter,
                 }),
             };
         }
-        if counter - chain_index > MAX_FORWARD_JUMPS {
+        let jump = counter - chain_index;
+        // The second condition is the shared per-message budget (see `decrypt`): a deliberate
+        // deviation from libsignal, which gives every session tried its own 25,000 steps.
+        if jump > MAX_FORWARD_JUMPS || jump > *budget {
             return Err(SessionError::TooFarIntoFuture {
                 chain_index,
                 counter,
             });
         }
-        let mut chain_key = chain.chain_key.clone();
+        *budget -= jump;
+        // Only the newest MAX_MESSAGE_KEYS skipped keys survive the cap, so the commit resumes
+        // from the first of them instead of walking the whole gap again.
+        let first_kept = counter
+            .saturating_sub(MAX_MESSAGE_KEYS_U32)
+            .max(chain_index);
+        let mut chain_key = receiver.chain_key.clone();
+        let mut resume = None;
         while chain_key.index() < counter {
-            chain.skipped.push_front(chain_key.message_key_seed());
-            if chain.skipped.len() > MAX_MESSAGE_KEYS {
-                chain.skipped.pop_back();
+            if chain_key.index() == first_kept {
+                resume = Some(chain_key.clone());
             }
-            chain_key = chain_key.next().ok_or(SessionError::ChainExhausted)?;
+            chain_key.advance().ok_or(SessionError::ChainExhausted)?;
         }
         let keys = chain_key.message_keys();
-        chain.chain_key = chain_key.next().ok_or(SessionError::ChainExhausted)?;
-        Ok(keys)
+        let next = chain_key.next().ok_or(SessionError::ChainExhausted)?;
+        Ok((
+            keys,
+            Some(ChainAdvance {
+                chain,
+                resume,
+                counter,
+                next,
+            }),
+        ))
     }
+
+    /// Applies an authenticated trial walk: stores the keys of the skipped messages (at most
+    /// the newest [`MAX_MESSAGE_KEYS`], dropping the oldest stored ones beyond that) and moves
+    /// the chain past the message.
+    fn commit_advance(&mut self, advance: ChainAdvance) -> Result<(), SessionError> {
+        let ChainAdvance {
+            chain,
+            resume,
+            counter,
+            next,
+        } = advance;
+        let receiver = self
+            .receiver_chains
+            .get_mut(chain)
+            .ok_or(SessionError::InvalidState)?;
+        if let Some(mut chain_key) = resume {
+            while chain_key.index() < counter {
+                receiver.skipped.push_front(chain_key.message_key_seed());
+                if receiver.skipped.len() > MAX_MESSAGE_KEYS {
+                    receiver.skipped.pop_back();
+                }
+                chain_key.advance().ok_or(SessionError::ChainExhausted)?;
+            }
+        }
+        receiver.chain_key = next;
+        Ok(())
+    }
+}
+
+/// A receiving chain's move past a message, computed by a trial walk and applied only after
+/// the message authenticated.
+struct ChainAdvance {
+    /// Index of the receiving chain.
+    chain: usize,
+    /// The chain key at the first skipped position whose key is kept, if any were skipped.
+    resume: Option<ChainKey>,
+    /// The message's counter.
+    counter: u32,
+    /// The chain key after the message.
+    next: ChainKey,
 }
 
 impl fmt::Debug for SessionState {

@@ -3,7 +3,7 @@
 use crate::address::{Address, AddressError, AgentId};
 use crate::error::ErrorClass;
 use crate::fingerprint::FingerprintError;
-use crate::keys::KyberPreKeyId;
+use crate::keys::{IdentityKey, KyberPreKeyId};
 use crate::prekey_lifecycle::LifecycleError;
 use crate::session::SessionError;
 use crate::wire::DecodeError;
@@ -69,6 +69,15 @@ pub enum TransportError<E> {
     /// The address's identity changed; approve the new key before verifying it.
     #[error("identity of {0} changed: approve it first")]
     IdentityNotApproved(Address),
+    /// An approval named a key that is not the newest key seen for the address (it changed
+    /// again after the user was shown it); nothing was approved.
+    #[error("identity of {address} is now {current:?}, not the key being approved")]
+    IdentityKeyMismatch {
+        /// The address whose key was being approved.
+        address: Address,
+        /// The newest key seen for it, to show the user instead.
+        current: IdentityKey,
+    },
     /// The store failed; nothing was written.
     #[error("store error: {0}")]
     Store(#[source] E),
@@ -85,9 +94,9 @@ impl<E> TransportError<E> {
             Self::Session(error) => error.class(),
             Self::Lifecycle(error) => error.class(),
             Self::Fingerprint(error) => error.class(),
-            Self::UntrustedIdentity { .. } | Self::IdentityNotApproved(_) => {
-                ErrorClass::UntrustedIdentity
-            }
+            Self::UntrustedIdentity { .. }
+            | Self::IdentityNotApproved(_)
+            | Self::IdentityKeyMismatch { .. } => ErrorClass::UntrustedIdentity,
             Self::MissingSessions { .. } => ErrorClass::MissingSessions,
             Self::KyberPreKeyReused(_) => ErrorClass::DuplicateMessage,
             Self::BundleDeviceMismatch { .. } | Self::OwnDevice | Self::UnknownAddress(_) => {

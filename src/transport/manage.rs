@@ -18,15 +18,27 @@ impl<S: ProtocolStore> SignalTransport<S> {
         store(self.store.trust(address))
     }
 
-    /// The user accepts the newest identity key of `address` (after an identity change):
-    /// encryption to it works again and `verified` is cleared. Returns the approved key, which
-    /// the app should show. Approving an already trusted key changes nothing.
+    /// The user accepts `expected`, the identity key of `address` they were shown (after an
+    /// identity change): encryption to it works again and `verified` is cleared. Returns the
+    /// approved key. Approving the already trusted key changes nothing.
+    ///
+    /// Approval names the key so it cannot land on a different one: if the newest key seen for
+    /// `address` is not `expected` (another change arrived after the app showed it), this
+    /// fails with [`TransportError::IdentityKeyMismatch`] and changes nothing; show the user
+    /// the new key ([`Self::trust`], [`Self::safety_number`]) and ask again.
     pub fn approve_identity(
         &mut self,
         address: &Address,
+        expected: &IdentityKey,
     ) -> Result<IdentityKey, TransportError<S::Error>> {
         let record = store(self.store.trust(address))?
             .ok_or_else(|| TransportError::UnknownAddress(address.clone()))?;
+        if record.current_identity() != expected {
+            return Err(TransportError::IdentityKeyMismatch {
+                address: address.clone(),
+                current: *record.current_identity(),
+            });
+        }
         let approved = trust::approve(&record);
         if approved != record {
             let changes = Changes {

@@ -14,7 +14,10 @@ use crate::keys::{
 use crate::session::{PreKeyLookup, SessionError, decrypt_prekey_message, decrypt_signal_message};
 use crate::store::{Changes, ProtocolStore};
 use crate::time::Timestamp;
-use crate::wire::{CiphertextMessage, CiphertextMessageType, PreKeySignalMessage};
+use crate::wire::{
+    CIPHERTEXT_MESSAGE_PRE_KYBER_VERSION, CiphertextMessage, CiphertextMessageType,
+    PreKeySignalMessage,
+};
 
 /// A decrypted message.
 #[derive(Clone, PartialEq, Eq)]
@@ -72,6 +75,7 @@ impl<S: ProtocolStore> SignalTransport<S> {
     ///
     /// A PreKey message that would start a second session from the same last-resort Kyber
     /// key and base key is rejected as a replay ([`TransportError::KyberPreKeyReused`]).
+    /// Version-3 (X3DH) messages are refused unless the configuration accepts X3DH.
     /// May draw one ratchet key (32 bytes) per session tried. `now` is accepted for
     /// time-based receive rules; the current rules need none.
     pub fn decrypt_from_agent<R: CryptoRng + ?Sized>(
@@ -108,6 +112,13 @@ impl<S: ProtocolStore> SignalTransport<S> {
         let mut changes = Changes::default();
         let (record, plaintext, new_session) = match message {
             CiphertextMessage::Whisper(message) => {
+                // With X3DH off, existing X3DH sessions are refused too (fail closed); a
+                // version-3 message can only belong to one.
+                if message.message_version() <= CIPHERTEXT_MESSAGE_PRE_KYBER_VERSION
+                    && !self.config.session_options.accept_x3dh
+                {
+                    return Err(SessionError::X3dhNotAllowed.into());
+                }
                 let record = existing.ok_or(SessionError::SessionNotFound)?;
                 let (record, plaintext) = decrypt_signal_message(&record, &message, rng)?;
                 (record, plaintext, false)
@@ -129,11 +140,10 @@ impl<S: ProtocolStore> SignalTransport<S> {
                     match used.kyber_pre_key {
                         Some((id, false)) => changes.removed_kyber_pre_keys.push(id),
                         Some((id, true)) => {
-                            let base_key = message.base_key();
-                            if store(self.store.kyber_last_resort_used(id, base_key))? {
+                            if store(self.store.kyber_last_resort_used(id, &used.base_key))? {
                                 return Err(TransportError::KyberPreKeyReused(id));
                             }
-                            changes.kyber_last_resort_uses.push((id, *base_key));
+                            changes.kyber_last_resort_uses.push((id, used.base_key));
                         }
                         None => {}
                     }

@@ -12,7 +12,7 @@ use crate::session::{SessionError, encrypt, process_prekey_bundle};
 use crate::store::{Changes, ProtocolStore};
 use crate::time::Timestamp;
 use crate::trust::{TrustRecord, observe};
-use crate::wire::CiphertextMessageType;
+use crate::wire::{CIPHERTEXT_MESSAGE_PRE_KYBER_VERSION, CiphertextMessageType};
 
 /// Target devices, and agents whose device list is unknown.
 type Targets = (Vec<Address>, Vec<AgentId>);
@@ -106,9 +106,11 @@ impl<S: ProtocolStore> SignalTransport<S> {
     /// [`DeviceTarget`]), all or nothing.
     ///
     /// Fails without encrypting anything when a target's identity changed and was not approved
-    /// ([`TransportError::UntrustedIdentity`]) or a target has no usable session, or the
-    /// agent's device list is unknown ([`TransportError::MissingSessions`]: fetch those bundles,
-    /// process them, retry). Consumes no randomness.
+    /// ([`TransportError::UntrustedIdentity`]) or a target has no usable session (none, an
+    /// expired unacknowledged one, one with another identity key, or an X3DH session while
+    /// X3DH is off), or the agent's device list is unknown
+    /// ([`TransportError::MissingSessions`]: fetch those bundles, process them, retry).
+    /// Consumes no randomness.
     pub fn encrypt_to_agent(
         &mut self,
         agent: &AgentId,
@@ -136,6 +138,14 @@ impl<S: ProtocolStore> SignalTransport<S> {
             // A session with a key other than the approved one (e.g. an older session after
             // the user approved a new key) cannot be used: a fresh bundle is needed.
             if record.remote_identity() != Some(trusted) {
+                missing.push(address);
+                continue;
+            }
+            // With X3DH off, an existing X3DH session is not used either (fail closed): a
+            // PQXDH session from a fresh bundle replaces it.
+            if record.session_version() == Some(CIPHERTEXT_MESSAGE_PRE_KYBER_VERSION)
+                && !self.config.session_options.accept_x3dh
+            {
                 missing.push(address);
                 continue;
             }

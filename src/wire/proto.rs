@@ -50,8 +50,9 @@ pub(crate) struct SenderKeyMessageProto {
     pub(crate) ciphertext: Option<Vec<u8>>,
 }
 
-/// Carries a chain key, so it is wiped on drop.
+/// Carries a chain key, so it is wiped on drop and its `Debug` is redacted.
 #[derive(Clone, PartialEq, prost::Message, Zeroize, ZeroizeOnDrop)]
+#[prost(skip_debug)]
 pub(crate) struct SenderKeyDistributionMessageProto {
     #[prost(bytes = "vec", optional, tag = "1")]
     pub(crate) distribution_uuid: Option<Vec<u8>>,
@@ -63,4 +64,10 @@ pub(crate) struct SenderKeyDistributionMessageProto {
     pub(crate) chain_key: Option<Vec<u8>>,
     #[prost(bytes = "vec", optional, tag = "5")]
     pub(crate) signing_key: Option<Vec<u8>>,
+}
+
+impl core::fmt::Debug for SenderKeyDistributionMessageProto {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("SenderKeyDistributionMessageProto { <redacted> }")
+    }
 }

@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 
 use super::proto::{SenderKeyDistributionMessageProto, SenderKeyMessageProto};
 use super::{DecodeError, SENDERKEY_MESSAGE_CURRENT_VERSION, parse_version, version_byte};
+use crate::cipher::ct_eq;
 use crate::keys::{PrivateKey, PublicKey};
 use crate::xeddsa::SIGNATURE_LENGTH;
 
@@ -166,8 +167,9 @@ impl fmt::Debug for SenderKeyMessage {
 }
 
 /// Hands a sender chain (chain key at an iteration, plus the signing key) to a group member.
-/// It is itself secret and must only travel inside a 1:1 session.
-#[derive(Clone, PartialEq, Eq)]
+/// It is itself secret and must only travel inside a 1:1 session. Equality compares the chain
+/// key (and the wire bytes that contain it) in constant time.
+#[derive(Clone)]
 pub struct SenderKeyDistributionMessage {
     message_version: u8,
     distribution_id: [u8; DISTRIBUTION_ID_LENGTH],
@@ -249,6 +251,31 @@ impl SenderKeyDistributionMessage {
         &self.serialized
     }
 }
+
+impl PartialEq for SenderKeyDistributionMessage {
+    fn eq(&self, other: &Self) -> bool {
+        let Self {
+            message_version,
+            distribution_id,
+            chain_id,
+            iteration,
+            chain_key,
+            signing_key,
+            serialized,
+        } = self;
+        // Evaluate every part (no short circuit on the secret ones).
+        let public = *message_version == other.message_version
+            && *distribution_id == other.distribution_id
+            && *chain_id == other.chain_id
+            && *iteration == other.iteration
+            && *signing_key == other.signing_key;
+        let secret_key = ct_eq(chain_key.as_slice(), other.chain_key.as_slice());
+        let secret_bytes = ct_eq(serialized, &other.serialized);
+        public & secret_key & secret_bytes
+    }
+}
+
+impl Eq for SenderKeyDistributionMessage {}
 
 impl TryFrom<&[u8]> for SenderKeyDistributionMessage {
     type Error = DecodeError;
@@ -336,6 +363,15 @@ mod tests {
         let message = SenderKeyDistributionMessage::new([2; 16], 1, 0, &[7; 32], key);
         let parsed = SenderKeyDistributionMessage::try_from(message.serialized()).unwrap();
         assert_eq!(parsed, message);
+        let other_key = SenderKeyDistributionMessage::new([2; 16], 1, 0, &[8; 32], key);
+        assert_ne!(other_key, message);
+        let other_iteration = SenderKeyDistributionMessage::new([2; 16], 1, 1, &[7; 32], key);
+        assert_ne!(other_iteration, message);
+        let proto = SenderKeyDistributionMessageProto::decode(&message.serialized()[1..]).unwrap();
+        assert_eq!(
+            format!("{proto:?}"),
+            "SenderKeyDistributionMessageProto { <redacted> }"
+        );
         assert!(!format!("{parsed:?}").contains("0707"));
 
         let short = SenderKeyDistributionMessageProto {

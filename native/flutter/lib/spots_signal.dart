@@ -216,9 +216,11 @@ class SignalTransport {
       _json(a, (out) => _lib.spots_trust(_handle, _str(a, agentId), deviceId, out))
           as Map<String, dynamic>);
 
-  /// Accepts a peer device's new identity key; returns it (33 bytes) to show.
-  Uint8List approveIdentity(String agentId, int deviceId) => using((a) => _withBuffer(
-      a, (out) => _lib.spots_approve_identity(_handle, _str(a, agentId), deviceId, out)));
+  /// Accepts a peer device's new identity key: [identityKey] is the 33-byte key the user was
+  /// shown ([trust]'s `identity_key`). Throws with UNTRUSTED_IDENTITY if a newer key arrived.
+  void approveIdentity(String agentId, int deviceId, Uint8List identityKey) => using((a) =>
+      _check(_lib.spots_approve_identity(
+          _handle, _str(a, agentId), deviceId, _bytes(a, identityKey), identityKey.length)));
 
   void markVerified(String agentId, int deviceId) =>
       using((a) => _check(_lib.spots_mark_verified(_handle, _str(a, agentId), deviceId)));

@@ -322,6 +322,61 @@ static void scenario_first_contact(void) {
   spots_transport_close(bob);
 }
 
+/* Bob reinstalls (a new identity key): alice still decrypts him and sees the change, but cannot
+ * send until she approves exactly the key she was shown; approval clears "verified". */
+static void scenario_identity_change(void) {
+  SpotsTransport *alice = open_device("ic-alice.db", KEY_A, "alice", 1);
+  SpotsTransport *bob = open_device("ic-bob.db", KEY_B, "bob", 1);
+  ready(alice);
+  ready(bob);
+  CHECK(connect_to(alice, bob, "bob", 1), "connect");
+  exchange(alice, "alice", bob, "bob", "before");
+  exchange(bob, "bob", alice, "alice", "ack");
+  OK(spots_mark_verified(alice, "bob", 1));
+  spots_transport_close(bob);
+
+  SpotsTransport *bob2 = open_device("ic-bob2.db", KEY_B, "bob", 1);
+  ready(bob2);
+  ready(bob2);
+  CHECK(connect_to(bob2, alice, "alice", 1), "bob2 connects");
+  Message m;
+  CHECK(encrypt_one(bob2, "alice", 1, "new phone", &m), "bob2 encrypts");
+  char got[256];
+  uint32_t flags = 0;
+  EXPECT(decrypt_one(alice, "bob", 1, &m, got, sizeof got, &flags), SPOTS_STATUS_OK);
+  CHECK(strcmp(got, "new phone") == 0 && (flags & SPOTS_DECRYPT_IDENTITY_CHANGED),
+        "changed identity reported (flags %u)", flags);
+  CHECK(!encrypt_one(alice, "bob", 1, "blocked", &m), "encrypt refused before approval");
+  CHECK(spots_last_error_json() && strstr(spots_last_error_json(), "\"status\":30"),
+        "untrusted identity: %s", spots_last_error_json());
+
+  SpotsBuffer buf = {0};
+  OK(spots_trust(alice, "bob", 1, &buf));
+  char *trust = take_string(&buf);
+  char shown_hex[80], previous_hex[80];
+  CHECK(strstr(trust, "\"state\":\"changed\"") &&
+            json_str(trust, "identity_key", shown_hex, sizeof shown_hex) &&
+            json_str(trust, "previous_identity_key", previous_hex, sizeof previous_hex),
+        "trust %s", trust);
+  uint8_t shown[33], previous[33];
+  CHECK(hex_decode(shown_hex, shown, sizeof shown) == 33, "shown key");
+  CHECK(hex_decode(previous_hex, previous, sizeof previous) == 33, "previous key");
+  /* Approving any other key (here the old one) is refused and changes nothing. */
+  EXPECT(spots_approve_identity(alice, "bob", 1, previous, sizeof previous),
+         SPOTS_STATUS_UNTRUSTED_IDENTITY);
+  CHECK(!encrypt_one(alice, "bob", 1, "still blocked", &m), "still refused");
+  OK(spots_approve_identity(alice, "bob", 1, shown, sizeof shown));
+  free(trust);
+  OK(spots_trust(alice, "bob", 1, &buf));
+  trust = take_string(&buf);
+  CHECK(strstr(trust, "\"state\":\"trusted\"") && strstr(trust, "\"verified\":false"),
+        "approved, verification cleared: %s", trust);
+  free(trust);
+  exchange(alice, "alice", bob2, "bob", "welcome back");
+  spots_transport_close(alice);
+  spots_transport_close(bob2);
+}
+
 /* Each step runs in its own process, as an app that is restarted between messages. */
 static void scenario_restart(void) {
   for (int round = 0; round < 3; round++) {
@@ -593,7 +648,11 @@ static void scenario_abi_edges(void) {
          SPOTS_STATUS_INVALID_MESSAGE);
   EXPECT(spots_decrypt_from_agent(alice, "bob", 1, 9, junk, sizeof junk, NOW, &buf, &flags),
          SPOTS_STATUS_INVALID_MESSAGE);
-  EXPECT(spots_approve_identity(alice, "carol", 1, &buf), SPOTS_STATUS_INVALID_ARGUMENT);
+  uint8_t some_key[33];
+  memset(some_key, 0x05, sizeof some_key);
+  EXPECT(spots_approve_identity(alice, "carol", 1, some_key, sizeof some_key),
+         SPOTS_STATUS_INVALID_ARGUMENT);
+  EXPECT(spots_approve_identity(alice, "bob", 1, some_key, 20), SPOTS_STATUS_INVALID_ARGUMENT);
   uint32_t devices[] = {1, 2};
   OK(spots_update_device_list(alice, "bob", devices, 2, &buf));
   char *change = take_string(&buf);
@@ -629,6 +688,8 @@ static int run_all(const char *dir) {
        scenario_wrong_key_and_damage},
       {"killed between and during operations: nothing lost or half-written",
        scenario_killed_between_steps},
+      {"identity change: decrypts, blocks sending, approval names the shown key",
+       scenario_identity_change},
       {"one handle from two threads at once", scenario_two_threads},
       {"ABI edges: NULLs, bad UTF-8, invalid arguments, last error, buffers", scenario_abi_edges},
   };

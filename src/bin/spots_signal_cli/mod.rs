@@ -36,7 +36,9 @@ usage: spots-signal <command> ...   (bytes are hex; PEER is name.device)
                                    start a session with PEER from its bundle
   encrypt STATE PEER TEXT          -> {\"type\":3|2,\"body\":hex}
   decrypt STATE PEER TYPE BODY_HEX -> {\"plaintext_utf8\":...}
-  approve-identity STATE PEER      accept PEER's changed identity key
+  approve-identity STATE PEER [IKEY_HEX]
+                                   accept PEER's changed identity key: IKEY_HEX (refused if
+                                   it is not the newest key seen), or the newest key as shown
   safety-number STATE PEER         -> {\"displayable\":...,\"scannable\":hex}
   group-create STATE DIST_UUID     -> {\"skdm\":hex} (our Sender Keys distribution message)
   group-encrypt STATE DIST_UUID TEXT
@@ -118,6 +120,10 @@ fn unhex(what: &str, text: &str) -> Result<Vec<u8>, CliError> {
     hex::decode(text).map_err(|_| CliError::usage(format!("{what} is not hex")))
 }
 
+fn identity_key(what: &str, text: &str) -> Result<IdentityKey, CliError> {
+    IdentityKey::deserialize(&unhex(what, text)?).map_err(|e| CliError::protocol(&e, e.class()))
+}
+
 /// Runs one command line (without the program name) and returns the JSON to print.
 pub(crate) fn run(args: &[String]) -> Result<Value, CliError> {
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -169,7 +175,14 @@ pub(crate) fn run(args: &[String]) -> Result<Value, CliError> {
             with_party(Path::new(state), |transport, rng| {
                 let got = transport.decrypt_from_agent(&peer, message_type, &body, now()?, rng)?;
                 if got.identity_changed {
-                    eprintln!("note: the identity key of {peer} changed");
+                    let newest = transport
+                        .trust(&peer)?
+                        .map(|record| hex::encode(record.current_identity().serialize()))
+                        .unwrap_or_default();
+                    eprintln!(
+                        "note: the identity key of {peer} changed to {newest} \
+                         (approve-identity STATE {peer} {newest})"
+                    );
                 }
                 Ok(match std::str::from_utf8(&got.plaintext) {
                     Ok(text) => json!({"plaintext_utf8": text}),
@@ -179,10 +192,27 @@ pub(crate) fn run(args: &[String]) -> Result<Value, CliError> {
                 })
             })
         }
-        ["approve-identity", state, peer] => {
+        ["approve-identity", state, peer, key @ ..] if key.len() <= 1 => {
             let peer: Address = peer.parse()?;
+            let expected = key
+                .first()
+                .map(|text| identity_key("IKEY_HEX", text))
+                .transpose()?;
             with_party(Path::new(state), |transport, _| {
-                let key = transport.approve_identity(&peer)?;
+                // Without IKEY_HEX: the key `trust` shows now, named explicitly.
+                let expected = match expected {
+                    Some(key) => key,
+                    None => *transport
+                        .trust(&peer)?
+                        .ok_or_else(|| {
+                            CliError::protocol(
+                                format!("no identity known for {peer}"),
+                                ErrorClass::InvalidArgument,
+                            )
+                        })?
+                        .current_identity(),
+                };
+                let key = transport.approve_identity(&peer, &expected)?;
                 Ok(json!({"approved_identity_key": hex::encode(key.serialize())}))
             })
         }
@@ -201,17 +231,13 @@ pub(crate) fn run(args: &[String]) -> Result<Value, CliError> {
             remote_id,
             remote_key,
         ] => {
-            let key = |what: &str, text: &str| {
-                IdentityKey::deserialize(&unhex(what, text)?)
-                    .map_err(|e| CliError::protocol(&e, e.class()))
-            };
             let fingerprint = Fingerprint::new(
                 number("VERSION", version)?,
                 number("ITERATIONS", iterations)?,
                 &unhex("LOCAL_ID_HEX", local_id)?,
-                &key("LOCAL_IKEY_HEX", local_key)?,
+                &identity_key("LOCAL_IKEY_HEX", local_key)?,
                 &unhex("REMOTE_ID_HEX", remote_id)?,
-                &key("REMOTE_IKEY_HEX", remote_key)?,
+                &identity_key("REMOTE_IKEY_HEX", remote_key)?,
             )
             .map_err(|e| CliError::protocol(&e, e.class()))?;
             Ok(fingerprint_json(&fingerprint))
