@@ -22,8 +22,8 @@ bench_main() {
       bench_keyserver "$@"
       ;;
     native)
-      step "native: C ABI + SQLite store vs in-memory core" cargo test --release \
-        -p spots-signal-ffi --lib bench_encrypt_decrypt -- --ignored --nocapture
+      step "native: C ABI + SQLite store vs in-memory core" env SPOTS_BENCH=1 cargo test --release \
+        -p spots-signal-ffi --lib encrypt_decrypt_through_the_store_and_in_memory -- --nocapture
       ;;
     *) die "unknown benchmark: $name (core community gateway keyserver native)" ;;
   esac

@@ -21,10 +21,13 @@ SUPABASE_CLI_VERSION="2.117.0"
 WASM_BINDGEN_VERSION="$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)"/\1/p' "$ROOT/Cargo.toml")"
 CBINDGEN_VERSION="0.29.2"
 
-# Build artifacts of the workspace are shared by clones on this machine (dependencies compile
-# once); each toolchain keeps its own target folder.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$SPOTS_CACHE/target/rustup}"
-WASM_DEBIAN_TARGET_DIR="$SPOTS_CACHE/target/debian-rustc"
+# Build artifacts live in the cache, one folder per clone: cargo names a workspace's artifacts
+# by paths relative to the workspace root, so two clones sharing a target folder would
+# overwrite each other's crates mid-build. Each toolchain keeps its own folder too.
+SPOTS_TARGET_ROOT="$SPOTS_CACHE/target/$CLONE_ID"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$SPOTS_TARGET_ROOT/rustup}"
+DEBIAN_RUSTC_TARGET_DIR="$SPOTS_TARGET_ROOT/debian-rustc"
+FUZZ_TARGET_DIR="$SPOTS_TARGET_ROOT/fuzz"
 export PATH="$HOME/.cargo/bin:$SPOTS_CACHE/cargo-tools/bin:$PATH"
 
 _x_start_time=$(date +%s)

@@ -47,7 +47,7 @@ test_fuzz() {
     record "fuzz" 0 1
     return
   fi
-  local target_dir="$SPOTS_CACHE/target/fuzz"
+  local target_dir="$FUZZ_TARGET_DIR"
   if ! (cd "$ROOT" && step "cargo +nightly fuzz build" quiet env CARGO_TARGET_DIR="$target_dir" \
     cargo +nightly fuzz build -O); then
     record "fuzz build" 0 1
@@ -189,27 +189,49 @@ native_host_exports() {
   fi
 }
 
-test_main() {
-  local suites=("$@")
-  # pgTAP before deno: the pgTAP suites roll back and expect the fresh cluster, while the Deno
-  # suites leave users, bundles and buckets behind.
-  ((${#suites[@]})) || suites=(rust native fuzz wasm pgtap deno)
-  local s stack_ready=0
-  for s in "${suites[@]}"; do
-    case "$s" in rust | native | fuzz | wasm | deno | pgtap) ;; *) die "unknown suite $s (rust native fuzz wasm deno pgtap)" ;; esac
-  done
-  for s in "${suites[@]}"; do
-    # Suites that need the stack get one fresh cluster with the current migrations.
-    if [[ ($s == deno || $s == pgtap) && $stack_ready == 0 ]]; then
-      step "stack reset (fresh cluster, migrations, gateway)" stack_reset
-      stack_ready=1
-    fi
-    "test_$s"
-  done
+print_summary() {
   if ((${#FAILED_SUITES[@]})); then
     printf 'failed: %s\n' "${FAILED_SUITES[*]}" >&2
   fi
   printf 'took %ss\n' "$(($(date +%s) - _x_start_time))" >&2
   printf '%s passed, %s failed\n' "$TOTAL_PASSED" "$TOTAL_FAILED"
+}
+
+# Whatever stops the run early (a tool that cannot be installed, an interrupted build), the
+# run still ends with the summary line, counting the stop as a failure.
+on_early_exit() {
+  record "run stopped early" 0 1
+  print_summary
+}
+
+test_main() {
+  local suites=("$@")
+  # pgTAP before deno: the pgTAP suites roll back and expect the fresh cluster, while the Deno
+  # suites leave users, bundles and buckets behind.
+  ((${#suites[@]})) || suites=(rust native fuzz wasm pgtap deno)
+  local s stack_state=none
+  for s in "${suites[@]}"; do
+    case "$s" in rust | native | fuzz | wasm | deno | pgtap) ;; *) die "unknown suite $s (rust native fuzz wasm deno pgtap)" ;; esac
+  done
+  trap on_early_exit EXIT
+  for s in "${suites[@]}"; do
+    # Suites that need the stack get one fresh cluster with the current migrations.
+    if [[ ($s == deno || $s == pgtap) && $stack_state == none ]]; then
+      # In a subshell: a failing step exits it, not the run.
+      if (step "stack reset (fresh cluster, migrations, gateway)" stack_reset); then
+        stack_state=up
+      else
+        stack_state=failed
+      fi
+    fi
+    if [[ ($s == deno || $s == pgtap) && $stack_state == failed ]]; then
+      record "$s (no stack)" 0 1
+      continue
+    fi
+    # A suite records its own results; a command failing outside those records still counts.
+    "test_$s" || record "$s suite" 0 1
+  done
+  trap - EXIT
+  print_summary
   ((TOTAL_FAILED == 0))
 }

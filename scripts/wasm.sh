@@ -24,11 +24,11 @@ wasm_cargo_build() {
   rust_lld="$("$HOME/.cargo/bin/rustc" --print sysroot)/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld"
   [[ -x "$rust_lld" ]] || die "rust-lld not found at $rust_lld (needed to link wasm with Debian rustc)"
   quiet env RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
-    CARGO_TARGET_DIR="$WASM_DEBIAN_TARGET_DIR" \
+    CARGO_TARGET_DIR="$DEBIAN_RUSTC_TARGET_DIR" \
     RUSTFLAGS="-C linker=$rust_lld" \
     /usr/bin/cargo build --profile wasm-release -p "$WASM_CRATE" \
     --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort
-  printf '%s\n' "$WASM_DEBIAN_TARGET_DIR/wasm32-unknown-unknown/wasm-release/$WASM_STEM.wasm"
+  printf '%s\n' "$DEBIAN_RUSTC_TARGET_DIR/wasm32-unknown-unknown/wasm-release/$WASM_STEM.wasm"
 }
 
 human_size() { numfmt --to=iec --suffix=B --format='%.1f' "$1"; }

@@ -1,7 +1,7 @@
 //! Replays the committed fuzz seeds (`fuzz/seeds/<target>/`) through the fuzz targets' own
 //! code under plain `cargo test`, so every decoder's seeds run on stable Rust in CI.
-//! `cargo test --test fuzz_corpus -- --ignored` regenerates the seeds from vectors and a live
-//! conversation.
+//! `committed_seeds_match_their_generators` checks the seeds against their generators (vectors
+//! and a live conversation); `SPOTS_WRITE_GENERATED=1` rewrites them when the encodings change.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -52,14 +52,11 @@ fn every_target_replays_its_seeds() {
 }
 
 fn write(target: &str, name: &str, data: &[u8]) {
-    let dir = seeds_dir(target);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(name), data).unwrap();
+    support::assert_committed(&seeds_dir(target).join(name), data, true);
 }
 
 #[test]
-#[ignore = "writes fuzz/seeds; run by hand when the encodings change"]
-fn regenerate_seeds() {
+fn committed_seeds_match_their_generators() {
     for name in support::dm::FILES {
         let file = vector(name);
         let tag = name.trim_end_matches(".json");

@@ -9,7 +9,7 @@
 # (SPOTS_CROSS_FULL=1 also runs the whole C test suite on each architecture).
 
 CROSS_TARGETS=(i686-unknown-linux-gnu aarch64-unknown-linux-gnu)
-CROSS_TARGET_DIR="$SPOTS_CACHE/target/debian-rustc"
+CROSS_TARGET_DIR="$DEBIAN_RUSTC_TARGET_DIR"
 
 cross_prerequisites() {
   ensure_apt rustc-web cargo-web rust-web-src qemu-user gcc-aarch64-linux-gnu \

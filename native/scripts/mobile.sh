@@ -23,7 +23,7 @@ MOBILE_TARGETS=(
   aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios
 )
 NATIVE_DIR="$ROOT/native"
-DEBIAN_TARGET_DIR="$SPOTS_CACHE/target/debian-rustc"
+DEBIAN_TARGET_DIR="$DEBIAN_RUSTC_TARGET_DIR"
 ANDROID_API=21
 IOS_MIN=13.0
 

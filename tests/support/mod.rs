@@ -296,3 +296,36 @@ impl rand_core::TryRng for ScenarioRng {
 }
 
 impl rand_core::TryCryptoRng for ScenarioRng {}
+
+/// Checks a committed generated file (a fuzz seed, a frozen fixture) against what this release
+/// generates. With `SPOTS_WRITE_GENERATED=1` a missing file is written, and a differing one is
+/// rewritten only when `may_overwrite` (seeds may follow the formats; frozen fixtures are a
+/// compatibility promise and never change for their version).
+pub fn assert_committed(path: &std::path::Path, generated: &[u8], may_overwrite: bool) {
+    let write = std::env::var_os("SPOTS_WRITE_GENERATED").is_some();
+    match std::fs::read(path) {
+        Ok(committed) if committed == generated => {}
+        Ok(_) if write && may_overwrite => {
+            std::fs::write(path, generated).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+        Ok(_) => panic!(
+            "{} differs from what this release generates{}",
+            path.display(),
+            if may_overwrite {
+                " (rewrite with SPOTS_WRITE_GENERATED=1)"
+            } else {
+                ": a frozen fixture must not change; add a new format version instead"
+            }
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && write => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            }
+            std::fs::write(path, generated).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+        Err(e) => panic!(
+            "{}: {e} (generate it with SPOTS_WRITE_GENERATED=1)",
+            path.display()
+        ),
+    }
+}
