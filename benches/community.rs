@@ -13,7 +13,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use spots_signal::community::share::SharePayload;
 use spots_signal::community::{
-    CommunityId, CommunityState, EpochId, RotationKind, decrypt_sender_chain_blob,
+    CommunityId, EpochId, EpochInfo, RotationKind, decrypt_sender_chain_blob,
     encrypt_sender_chain_blob,
 };
 use spots_signal::keys::{
@@ -56,9 +56,8 @@ fn sender(rng: &mut ChaCha20Rng) -> (SignalTransport<MemoryStore>, CommunityId, 
         SignalTransport::with_config(MemoryStore::new(), "admin.1".parse().unwrap(), config());
     transport.ensure_ready(NOW, rng).unwrap();
     let id = CommunityId::random(rng);
-    let (info, _) = transport
-        .rotate_community(id, RotationKind::Hard, Duration::ZERO, NOW, rng)
-        .unwrap();
+    let info = EpochInfo::from_server_row(id, 1, NOW, RotationKind::Hard, None);
+    transport.rotate_community(id, info, NOW, rng).unwrap();
     (transport, id, info.key_id)
 }
 
@@ -207,9 +206,7 @@ fn share_fan_out(c: &mut Criterion) {
 fn sender_chain(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let id = CommunityId::random(&mut rng);
-    let (_, info, _) =
-        CommunityState::new(id).rotate(RotationKind::Hard, Duration::ZERO, NOW, &mut rng);
-    let epoch = info.key_id;
+    let epoch = EpochId::for_server_epoch(id, 1);
     let alice: Address = "alice.1".parse().unwrap();
     let limits = SenderKeyLimits::default();
     let (own, skdm) = create_distribution_message(None, epoch.uuid(), &mut rng).unwrap();

@@ -14,8 +14,8 @@ use core::time::Duration;
 
 use spots_signal::community::share::{ShareError, ShareKind, SharePayload, validate_share};
 use spots_signal::community::{
-    CommunityError, CommunityId, CommunityState, EpochAction, EpochId, EpochKey, GroupError,
-    GroupReceive, RotationKind, observe_epoch, validate_blob,
+    CommunityError, CommunityId, CommunityState, EpochAction, EpochId, EpochInfo, EpochKey,
+    GroupError, GroupReceive, RotationKind, observe_epoch, validate_blob,
 };
 use spots_signal::envelope::Envelope;
 use spots_signal::wire::CiphertextMessageType;
@@ -59,9 +59,10 @@ impl World {
         let mut bob = Party::new("bob.1", 13);
         let mut carol = Party::new("carol.1", 14);
         let id = CommunityId::random(&mut alice.rng);
-        let (info, payload) = alice
+        let info = server_row(id, 1, RotationKind::Hard, T0, Duration::ZERO);
+        let payload = alice
             .transport
-            .rotate_community(id, RotationKind::Hard, Duration::ZERO, T0, &mut alice.rng)
+            .rotate_community(id, info, T0, &mut alice.rng)
             .unwrap();
         let recipients = vec![
             (alice2.address(), Some(alice2.fetch_bundle())),
@@ -539,16 +540,11 @@ fn soft_and_hard_rotation_with_grace_through_the_facade() {
         .unwrap();
 
     // Soft rotation at minute 10 with a 30-minute grace window.
-    let (soft, payload) = w
+    let soft = server_row(w.id, 2, RotationKind::Soft, at(10), MINUTE * 30);
+    let payload = w
         .alice
         .transport
-        .rotate_community(
-            w.id,
-            RotationKind::Soft,
-            MINUTE * 30,
-            at(10),
-            &mut w.alice.rng,
-        )
+        .rotate_community(w.id, soft, at(10), &mut w.alice.rng)
         .unwrap();
     assert_eq!(soft.grace_until, Some(at(40)));
     let rows = w
@@ -649,16 +645,11 @@ fn soft_and_hard_rotation_with_grace_through_the_facade() {
         .unwrap();
 
     // Hard rotation at minute 60 removing Carol: she gets no share.
-    let (hard, payload) = w
+    let hard = server_row(w.id, 3, RotationKind::Hard, at(60), Duration::ZERO);
+    let payload = w
         .alice
         .transport
-        .rotate_community(
-            w.id,
-            RotationKind::Hard,
-            Duration::ZERO,
-            at(60),
-            &mut w.alice.rng,
-        )
+        .rotate_community(w.id, hard, at(60), &mut w.alice.rng)
         .unwrap();
     let row = w
         .alice
@@ -758,11 +749,14 @@ fn acceptance_rule_boundaries_and_observe_epoch() {
     let id = CommunityId::random(&mut rng);
     let state = CommunityState::new(id);
     assert!(observe_epoch(&state, T0).is_empty());
-    let (state, e1, _) = state.rotate(RotationKind::Hard, Duration::ZERO, at(0), &mut rng);
-    let (state, e2, _) = state.rotate(RotationKind::Soft, MINUTE * 10, at(10), &mut rng);
+    let e1 = server_row(id, 1, RotationKind::Hard, at(0), Duration::ZERO);
+    let (state, _) = state.rotate(e1, &mut rng).unwrap();
+    let e2 = server_row(id, 2, RotationKind::Soft, at(10), MINUTE * 10);
+    let (state, _) = state.rotate(e2, &mut rng).unwrap();
     assert!(state.check_accept(e1.key_id, at(20)).is_ok());
     assert!(state.check_accept(e1.key_id, at(21)).is_err());
-    let (state, e3, _) = state.rotate(RotationKind::Hard, Duration::ZERO, at(30), &mut rng);
+    let e3 = server_row(id, 3, RotationKind::Hard, at(30), Duration::ZERO);
+    let (state, _) = state.rotate(e3, &mut rng).unwrap();
     // e2 was replaced hard at 30: stamped 29:59.999 is fine, 30:00 is not.
     assert!(
         state
@@ -792,4 +786,48 @@ fn acceptance_rule_boundaries_and_observe_epoch() {
         state.apply_epoch(moved).unwrap_err(),
         CommunityError::EpochConflict(e2.key_id)
     );
+    // Rows must carry the id derived from this community and their key_id.
+    let mut foreign = server_row(id, 4, RotationKind::Hard, at(40), Duration::ZERO);
+    foreign.key_id = EpochId::random(&mut rng);
+    assert_eq!(
+        state.apply_epoch(foreign).unwrap_err(),
+        CommunityError::ForeignEpoch(foreign.key_id)
+    );
+    let other = server_row(
+        CommunityId::random(&mut rng),
+        4,
+        RotationKind::Hard,
+        at(40),
+        Duration::ZERO,
+    );
+    assert!(matches!(
+        state.apply_epoch(other),
+        Err(CommunityError::ForeignEpoch(_))
+    ));
+    let zero = server_row(id, 0, RotationKind::Hard, at(40), Duration::ZERO);
+    assert!(matches!(
+        state.rotate(zero, &mut rng),
+        Err(CommunityError::ForeignEpoch(_))
+    ));
+    // A rotation never replaces the key of an epoch it already holds.
+    assert_eq!(
+        state.rotate(e3, &mut rng).unwrap_err(),
+        CommunityError::KeyConflict(e3.key_id)
+    );
+}
+
+/// The key server's epoch row `key_id` of community `id`, started `at` (soft rotations keep
+/// the previous epoch for `grace`).
+fn server_row(
+    id: CommunityId,
+    key_id: u32,
+    rotation: RotationKind,
+    at: Timestamp,
+    grace: Duration,
+) -> EpochInfo {
+    let grace_until = match rotation {
+        RotationKind::Soft => Some(at.saturating_add(grace)),
+        RotationKind::Hard => None,
+    };
+    EpochInfo::from_server_row(id, key_id, at, rotation, grace_until)
 }

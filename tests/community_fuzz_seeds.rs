@@ -1,6 +1,7 @@
 //! Seeds for the community fuzz targets (`fuzz/seeds/<target>/`), made with the fixed key
-//! material the targets decrypt with (see `fuzz/src/lib.rs`). Run by hand when the formats
-//! change: `cargo test --test community_fuzz_seeds -- --ignored`. The seeds themselves are
+//! material the targets decrypt with (see `fuzz/src/lib.rs`). The committed seeds must be what
+//! this release generates; when a format changes, rewrite them with
+//! `SPOTS_WRITE_GENERATED=1 cargo test --test community_fuzz_seeds`. The seeds themselves are
 //! replayed by `tests/fuzz_corpus.rs`.
 #![allow(
     clippy::unwrap_used,
@@ -15,7 +16,7 @@ use std::path::PathBuf;
 
 use spots_signal::community::share::SharePayload;
 use spots_signal::community::{
-    CommunityId, CommunityState, EpochId, EpochKey, RotationKind, encrypt_epoch_blob,
+    CommunityId, CommunityState, EpochId, EpochInfo, EpochKey, RotationKind, encrypt_epoch_blob,
     encrypt_sender_chain_blob,
 };
 use spots_signal::envelope::{ActionIntent, DoorRef, Envelope, KnotContext, SenderKeyRequest};
@@ -48,16 +49,15 @@ impl rand_core::TryRng for FixedRng {
 impl rand_core::TryCryptoRng for FixedRng {}
 
 fn write(target: &str, name: &str, data: &[u8]) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz/seeds")
-        .join(target);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(name), data).unwrap();
+        .join(target)
+        .join(name);
+    support::assert_committed(&path, data, true);
 }
 
 #[test]
-#[ignore = "writes fuzz/seeds; run by hand when the formats change"]
-fn regenerate_community_seeds() {
+fn committed_community_seeds_match_their_generators() {
     let community = CommunityId::from_bytes([1; 16]);
     let epoch = EpochId::from_bytes([2; 16]);
     let sender: Address = "alice.1".parse().unwrap();
@@ -151,12 +151,16 @@ fn regenerate_community_seeds() {
         "received",
         &received.to_record_bytes(),
     );
-    let (state, _, _) = CommunityState::new(community).rotate(
-        RotationKind::Hard,
-        core::time::Duration::ZERO,
+    let first = EpochInfo::from_server_row(
+        community,
+        1,
         Timestamp::from_secs(1),
-        &mut FixedRng,
+        RotationKind::Hard,
+        None,
     );
+    let (state, _) = CommunityState::new(community)
+        .rotate(first, &mut FixedRng)
+        .unwrap();
     let state = state.note_missing_seed(epoch, &sender, Some(3), T0);
     write("persist_community", "state", &state.to_record_bytes());
 }

@@ -306,13 +306,14 @@ fn non_signal_and_tampered_framing_is_refused() {
 #[test]
 fn shares_are_signal_messages_and_nothing_else() {
     use spots_signal::community::share::ShareKind;
-    use spots_signal::community::{CommunityId, RotationKind};
+    use spots_signal::community::{CommunityId, EpochInfo, RotationKind};
     let mut alice = Party::new("alice.1", 11);
     let mut bob = Party::new("bob.1", 13);
     let id = CommunityId::random(&mut alice.rng);
-    let (_, payload) = alice
+    let epoch = EpochInfo::from_server_row(id, 1, T0, RotationKind::Hard, None);
+    let payload = alice
         .transport
-        .rotate_community(id, RotationKind::Hard, Duration::ZERO, T0, &mut alice.rng)
+        .rotate_community(id, epoch, T0, &mut alice.rng)
         .unwrap();
     let rows = alice
         .transport

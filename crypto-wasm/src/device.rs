@@ -2,8 +2,6 @@
 //! and tests. Every method converts its arguments, calls one facade operation with fresh OS
 //! randomness and the caller's clock, and converts the result; state lives only in the store.
 
-use core::time::Duration;
-
 use rand_chacha::ChaCha20Rng;
 use rand_core::{SeedableRng, TryRng};
 use serde::{Deserialize, Serialize};
@@ -87,13 +85,43 @@ struct BundleOutcomeJs {
     new_device: bool,
 }
 
-#[derive(Serialize, Deserialize)]
+/// A `community_sender_key_state` row as the key server returns it (`keyId` is its integer
+/// epoch number; the epoch's UUID is derived from it and the community).
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct EpochJs {
-    key_id: String,
+struct EpochRowJs {
+    key_id: u32,
     rotated_at_ms: f64,
     rotation: String,
     #[serde(default)]
+    grace_until_ms: Option<f64>,
+}
+
+impl EpochRowJs {
+    fn to_info(&self, community: CommunityId) -> Result<EpochInfo, JsValue> {
+        if self.key_id == 0 {
+            return Err(invalid_argument(
+                "keyId is the key server's epoch number (1, 2, ...)",
+            ));
+        }
+        Ok(EpochInfo::from_server_row(
+            community,
+            self.key_id,
+            timestamp(self.rotated_at_ms)?,
+            RotationKind::parse(&self.rotation)
+                .ok_or_else(|| invalid_argument("rotation is soft or hard"))?,
+            self.grace_until_ms.map(timestamp).transpose()?,
+        ))
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EpochJs {
+    key_id: u32,
+    epoch_id: String,
+    rotated_at_ms: f64,
+    rotation: String,
     grace_until_ms: Option<f64>,
 }
 
@@ -101,21 +129,12 @@ impl EpochJs {
     #[allow(clippy::cast_precision_loss)]
     fn from_info(info: &EpochInfo) -> Self {
         Self {
-            key_id: info.key_id.to_string(),
+            key_id: info.server_key_id,
+            epoch_id: info.key_id.to_string(),
             rotated_at_ms: info.rotated_at.as_millis() as f64,
             rotation: info.rotation.as_str().to_owned(),
             grace_until_ms: info.grace_until.map(|t| t.as_millis() as f64),
         }
-    }
-
-    fn to_info(&self) -> Result<EpochInfo, JsValue> {
-        Ok(EpochInfo {
-            key_id: epoch_id(&self.key_id)?,
-            rotated_at: timestamp(self.rotated_at_ms)?,
-            rotation: RotationKind::parse(&self.rotation)
-                .ok_or_else(|| invalid_argument("rotation is soft or hard"))?,
-            grace_until: self.grace_until_ms.map(timestamp).transpose()?,
-        })
     }
 }
 
@@ -132,7 +151,7 @@ struct RecipientJs {
 #[serde(rename_all = "camelCase")]
 struct ShareJs {
     community_id: String,
-    key_id: String,
+    key_id: u32,
     from_agent_id: String,
     from_device_id: u32,
     to_agent_id: String,
@@ -143,11 +162,12 @@ struct ShareJs {
     body: Bytes,
 }
 
-impl From<ShareRow> for ShareJs {
-    fn from(row: ShareRow) -> Self {
+impl ShareJs {
+    /// `row` of the epoch `server_key_id` (the row's `key_id` column).
+    fn from_row(row: ShareRow, server_key_id: u32) -> Self {
         Self {
             community_id: row.community_id.to_string(),
-            key_id: row.key_id.to_string(),
+            key_id: server_key_id,
             from_agent_id: row.from.agent_id.to_string(),
             from_device_id: row.from.device_id.get(),
             to_agent_id: row.to.agent_id.to_string(),
@@ -173,7 +193,7 @@ struct IncomingShareJs {
     from_agent_id: String,
     from_device_id: u32,
     community_id: String,
-    key_id: String,
+    key_id: u32,
     encryption_type: String,
     share_kind: String,
     message_type: u8,
@@ -186,18 +206,20 @@ struct OpenedShareJs {
     from_agent_id: String,
     from_device_id: u32,
     community_id: String,
-    key_id: String,
+    key_id: u32,
+    epoch_id: String,
     share_kind: &'static str,
     first_for_community: bool,
 }
 
-impl From<OpenedShare> for OpenedShareJs {
-    fn from(opened: OpenedShare) -> Self {
+impl OpenedShareJs {
+    fn from_opened(opened: OpenedShare, server_key_id: u32) -> Self {
         Self {
             from_agent_id: opened.from.agent_id.to_string(),
             from_device_id: opened.from.device_id.get(),
             community_id: opened.community_id.to_string(),
-            key_id: opened.key_id.to_string(),
+            key_id: server_key_id,
+            epoch_id: opened.key_id.to_string(),
             share_kind: opened.kind.as_str(),
             first_for_community: opened.first_for_community,
         }
@@ -210,7 +232,8 @@ enum GroupReceiveJs {
     #[serde(rename_all = "camelCase")]
     Message {
         plaintext: Bytes,
-        key_id: String,
+        key_id: u32,
+        epoch_id: String,
         sent_at_ms: f64,
     },
     #[serde(rename_all = "camelCase")]
@@ -226,9 +249,14 @@ fn community_id(text: &str) -> Result<CommunityId, JsValue> {
         .map_err(|_| invalid_argument("community id is a UUID"))
 }
 
-fn epoch_id(text: &str) -> Result<EpochId, JsValue> {
-    text.parse()
-        .map_err(|_| invalid_argument("key id is a UUID"))
+/// The epoch id of the key server's epoch `key_id` (1, 2, ...) of `community`.
+fn server_epoch(community: CommunityId, key_id: u32) -> Result<EpochId, JsValue> {
+    if key_id == 0 {
+        return Err(invalid_argument(
+            "keyId is the key server's epoch number (1, 2, ...)",
+        ));
+    }
+    Ok(EpochId::for_server_epoch(community, key_id))
 }
 
 /// A SPOTS device: identity, prekeys, sessions, trust, device lists and community state, held
@@ -237,6 +265,24 @@ fn epoch_id(text: &str) -> Result<EpochId, JsValue> {
 #[derive(Debug)]
 pub struct Device {
     inner: SignalTransport<MemoryStore>,
+}
+
+impl Device {
+    /// The key server's number of an epoch this device knows (every epoch it decrypts in).
+    fn server_key_id(&self, community: CommunityId, key_id: EpochId) -> Result<u32, JsValue> {
+        let state = self
+            .inner
+            .community_state(community)
+            .map_err(|e| core(e.class(), &e.to_string()))?;
+        state
+            .and_then(|state| {
+                state
+                    .epochs()
+                    .find(|epoch| epoch.key_id == key_id)
+                    .map(|epoch| epoch.server_key_id)
+            })
+            .ok_or_else(|| core(ErrorClass::InvalidState, "epoch no longer known"))
+    }
 }
 
 #[wasm_bindgen]
@@ -428,21 +474,20 @@ impl Device {
         })
     }
 
-    /// Starts a new epoch of a community (`kind` soft or hard, `graceMs` for soft) and seals its
-    /// key for every recipient device (with a bundle where there is no session yet).
+    /// Starts the epoch the key server opened for our rotation (`epoch`: the row
+    /// `community-keys/rotate` returned) and seals its key for every recipient device (with a
+    /// bundle where there is no session yet).
     #[wasm_bindgen(js_name = communityRotate, unchecked_return_type = "CommunityRotation")]
     pub fn community_rotate(
         &mut self,
         community: &str,
-        kind: &str,
-        grace_ms: f64,
+        #[wasm_bindgen(unchecked_param_type = "CommunityEpochRow")] epoch: JsValue,
         #[wasm_bindgen(unchecked_param_type = "ShareRecipient[]")] recipients: JsValue,
         now_ms: f64,
     ) -> Result<JsValue, JsValue> {
         let id = community_id(community)?;
-        let rotation =
-            RotationKind::parse(kind).ok_or_else(|| invalid_argument("kind is soft or hard"))?;
-        let grace = Duration::from_millis(timestamp(grace_ms)?.as_millis());
+        let row: EpochRowJs = from_js(epoch, "epoch")?;
+        let info = row.to_info(id)?;
         let recipients: Vec<RecipientJs> = from_js(recipients, "recipients")?;
         let recipients = recipients
             .into_iter()
@@ -450,9 +495,9 @@ impl Device {
             .collect::<Result<Vec<_>, JsValue>>()?;
         let now = timestamp(now_ms)?;
         let mut rng = rng()?;
-        let (info, payload) = self
+        let payload = self
             .inner
-            .rotate_community(id, rotation, grace, now, &mut rng)
+            .rotate_community(id, info, now, &mut rng)
             .map_err(|e| core(e.class(), &e.to_string()))?;
         let shares = self
             .inner
@@ -460,7 +505,10 @@ impl Device {
             .map_err(|e| core(e.class(), &e.to_string()))?;
         to_js(&RotationJs {
             epoch: EpochJs::from_info(&info),
-            shares: shares.into_iter().map(ShareJs::from).collect(),
+            shares: shares
+                .into_iter()
+                .map(|row| ShareJs::from_row(row, info.server_key_id))
+                .collect(),
         })
     }
 
@@ -469,15 +517,16 @@ impl Device {
     pub fn community_apply_epochs(
         &mut self,
         community: &str,
-        #[wasm_bindgen(unchecked_param_type = "CommunityEpoch[]")] epochs: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "CommunityEpochRow[]")] epochs: JsValue,
     ) -> Result<(), JsValue> {
-        let epochs: Vec<EpochJs> = from_js(epochs, "epochs")?;
+        let id = community_id(community)?;
+        let epochs: Vec<EpochRowJs> = from_js(epochs, "epochs")?;
         let rows = epochs
             .iter()
-            .map(EpochJs::to_info)
+            .map(|row| row.to_info(id))
             .collect::<Result<Vec<_>, _>>()?;
         self.inner
-            .apply_epoch_rows(community_id(community)?, &rows)
+            .apply_epoch_rows(id, &rows)
             .map(|_| ())
             .map_err(|e| core(e.class(), &e.to_string()))
     }
@@ -490,12 +539,13 @@ impl Device {
         now_ms: f64,
     ) -> Result<JsValue, JsValue> {
         let share: IncomingShareJs = from_js(share, "share")?;
+        let community = community_id(&share.community_id)?;
         let opened = self
             .inner
             .open_share_columns(
                 &address(&share.from_agent_id, share.from_device_id)?,
-                community_id(&share.community_id)?,
-                epoch_id(&share.key_id)?,
+                community,
+                server_epoch(community, share.key_id)?,
                 &share.encryption_type,
                 &share.share_kind,
                 share.message_type,
@@ -504,14 +554,15 @@ impl Device {
                 &mut rng()?,
             )
             .map_err(|e| core(e.class(), &e.to_string()))?;
-        to_js(&OpenedShareJs::from(opened))
+        to_js(&OpenedShareJs::from_opened(opened, share.key_id))
     }
 
-    /// Makes `keyId` the epoch this device sends in.
+    /// Makes the key server's epoch `keyId` the one this device sends in.
     #[wasm_bindgen(js_name = communityStartUsing)]
-    pub fn community_start_using(&mut self, community: &str, key_id: &str) -> Result<(), JsValue> {
+    pub fn community_start_using(&mut self, community: &str, key_id: u32) -> Result<(), JsValue> {
+        let id = community_id(community)?;
         self.inner
-            .start_using_epoch(community_id(community)?, epoch_id(key_id)?)
+            .start_using_epoch(id, server_epoch(id, key_id)?)
             .map_err(|e| core(e.class(), &e.to_string()))
     }
 
@@ -544,20 +595,17 @@ impl Device {
         blob: &[u8],
         now_ms: f64,
     ) -> Result<JsValue, JsValue> {
+        let id = community_id(community)?;
         let received = self
             .inner
-            .community_decrypt(
-                community_id(community)?,
-                &address(agent_id, device_id)?,
-                blob,
-                timestamp(now_ms)?,
-            )
+            .community_decrypt(id, &address(agent_id, device_id)?, blob, timestamp(now_ms)?)
             .map_err(|e| core(e.class(), &e.to_string()))?;
         #[allow(clippy::cast_precision_loss)]
         let out = match received {
             GroupReceive::Message { header, plaintext } => GroupReceiveJs::Message {
                 plaintext: Bytes(plaintext.to_vec()),
-                key_id: header.key_id.to_string(),
+                key_id: self.server_key_id(id, header.key_id)?,
+                epoch_id: header.key_id.to_string(),
                 sent_at_ms: header.sent_at.as_millis() as f64,
             },
             GroupReceive::MissingSeed { to, request } => GroupReceiveJs::MissingSeed {

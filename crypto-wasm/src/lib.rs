@@ -68,26 +68,29 @@ export interface OutgoingMessage {
   agentId: string; deviceId: number; messageType: SignalMessageType; body: Uint8Array;
 }
 export interface Decrypted { plaintext: Uint8Array; identityChanged: boolean; newSession: boolean }
-export interface CommunityEpoch {
-  keyId: string; rotatedAtMs: number; rotation: "soft" | "hard"; graceUntilMs?: number | null;
+/** A community_sender_key_state row: keyId is the key server's epoch number (1, 2, ...). */
+export interface CommunityEpochRow {
+  keyId: number; rotatedAtMs: number; rotation: "soft" | "hard"; graceUntilMs?: number | null;
 }
+/** An epoch as the device knows it; epochId is the UUID derived from community and keyId. */
+export interface CommunityEpoch extends CommunityEpochRow { epochId: string }
 export interface ShareRecipient { agentId: string; deviceId: number; bundle?: PreKeyBundleJson }
 export interface ShareRowJs {
-  communityId: string; keyId: string; fromAgentId: string; fromDeviceId: number;
+  communityId: string; keyId: number; fromAgentId: string; fromDeviceId: number;
   toAgentId: string; toDeviceId: number; encryptionType: "signal_protocol";
   shareKind: ShareKind; messageType: SignalMessageType; body: Uint8Array;
 }
 export interface CommunityRotation { epoch: CommunityEpoch; shares: ShareRowJs[] }
 export interface IncomingShare {
-  fromAgentId: string; fromDeviceId: number; communityId: string; keyId: string;
+  fromAgentId: string; fromDeviceId: number; communityId: string; keyId: number;
   encryptionType: string; shareKind: string; messageType: number; body: Uint8Array;
 }
 export interface OpenedShare {
-  fromAgentId: string; fromDeviceId: number; communityId: string; keyId: string;
+  fromAgentId: string; fromDeviceId: number; communityId: string; keyId: number; epochId: string;
   shareKind: ShareKind; firstForCommunity: boolean;
 }
 export type CommunityReceive =
-  | { kind: "message"; plaintext: Uint8Array; keyId: string; sentAtMs: number }
+  | { kind: "message"; plaintext: Uint8Array; keyId: number; epochId: string; sentAtMs: number }
   | { kind: "missing_seed"; agentId: string; deviceId: number; request: Uint8Array };
 "#;
 

@@ -8,6 +8,8 @@ import {
   b64,
   call,
   closeAdmin,
+  currentEpoch,
+  epochRow,
   fetchBody,
   type Member,
   newUser,
@@ -60,8 +62,13 @@ async function world() {
 Deno.test("shares posted through the gateway open on member devices; messages decrypt", async () => {
   const w = await world();
   const now = Date.now();
-  const rotation = w.admin.device.communityRotate(w.community, "hard", 0, w.recipients, now);
+  // Epoch 1 is the community's first: the admin draws its key for the server's row.
+  const first = await currentEpoch(w.community);
+  assert.equal(first.keyId, 1);
+  const rotation = w.admin.device.communityRotate(w.community, first, w.recipients, now);
   assert.equal(rotation.shares.length, 2);
+  assert.equal(rotation.epoch.keyId, 1);
+  assert.ok(rotation.shares.every((s: { keyId: number }) => s.keyId === 1));
   const posted = await call("community-keys/shares", {
     jwt: w.admin.user.jwt,
     body: shareBody(w.admin, w.community, 1, rotation.shares),
@@ -77,18 +84,20 @@ Deno.test("shares posted through the gateway open on member devices; messages de
   assert.equal(mine.body.shares.length, 1);
   const [share] = mine.body.shares;
   assert.equal(share.from_agent_id, w.admin.agentId);
-  w.bob.device.communityApplyEpochs(w.community, [rotation.epoch]);
+  // Bob derives the same epoch id from the row he reads himself.
+  w.bob.device.communityApplyEpochs(w.community, [await currentEpoch(w.community)]);
   const opened = w.bob.device.communityOpenShare({
     fromAgentId: share.from_agent_id,
     fromDeviceId: share.from_device_id,
     communityId: w.community,
-    keyId: rotation.epoch.keyId,
+    keyId: share.key_id,
     encryptionType: "signal_protocol",
     shareKind: share.share_kind,
     messageType: share.message_type,
     body: unb64(share.encrypted_share),
   }, now);
   assert.equal(opened.firstForCommunity, true);
+  assert.equal(opened.epochId, rotation.epoch.epochId);
   w.bob.device.communityStartUsing(w.community, rotation.epoch.keyId);
 
   w.admin.device.communityStartUsing(w.community, rotation.epoch.keyId);
@@ -99,7 +108,25 @@ Deno.test("shares posted through the gateway open on member devices; messages de
   );
   const got = w.bob.device.communityDecrypt(w.community, w.admin.agentId, 1, blob, now);
   assert.equal(got.kind, "message");
-  if (got.kind === "message") assert.equal(new TextDecoder().decode(got.plaintext), "hello all");
+  assert.ok(got.kind === "message");
+  assert.equal(new TextDecoder().decode(got.plaintext), "hello all");
+  assert.equal(got.keyId, 1);
+
+  // A share row whose key_id names another epoch than its sealed payload is refused.
+  assert.throws(
+    () =>
+      w.carol.device.communityOpenShare({
+        fromAgentId: w.admin.agentId,
+        fromDeviceId: 1,
+        communityId: w.community,
+        keyId: 2,
+        encryptionType: "signal_protocol",
+        shareKind: "epoch_key_v1",
+        messageType: rotation.shares[1].messageType,
+        body: rotation.shares[1].body,
+      }, now),
+    /epoch/,
+  );
 
   // Carol's share is hers only.
   const carols = await call(
@@ -112,7 +139,12 @@ Deno.test("shares posted through the gateway open on member devices; messages de
 
 Deno.test("plaintext shares, non-Signal types and non-members are refused", async () => {
   const w = await world();
-  const rotation = w.admin.device.communityRotate(w.community, "hard", 0, w.recipients, Date.now());
+  const rotation = w.admin.device.communityRotate(
+    w.community,
+    await currentEpoch(w.community),
+    w.recipients,
+    Date.now(),
+  );
   const [good] = rotation.shares;
   const post = (shares: unknown[], from: Member = w.admin) =>
     call("community-keys/shares", {
@@ -166,14 +198,16 @@ Deno.test("rotation: admins only; soft keeps the old epoch open; hard drops remo
   assert.ok(soft.body.epoch.grace_until);
   assert.equal(soft.body.recipients.length, 3);
 
-  // Shares for the previous epoch are still accepted during the grace window.
+  // The admin starts epoch 2 from the server's answer; shares for the previous epoch are still
+  // accepted during the grace window.
   const rotation = w.admin.device.communityRotate(
     w.community,
-    "soft",
-    3_600_000,
+    epochRow(soft.body.epoch),
     w.recipients,
     Date.now(),
   );
+  assert.equal(rotation.epoch.keyId, 2);
+  assert.equal(rotation.epoch.rotation, "soft");
   const late = await call("community-keys/shares", {
     jwt: w.admin.user.jwt,
     body: shareBody(w.admin, w.community, 1, rotation.shares.slice(0, 1)),

@@ -200,3 +200,29 @@ export function genuineMessage(): { messageType: number; body: Uint8Array } {
   receiver.free();
   return { messageType: m.messageType, body: m.body };
 }
+
+/** A key-server epoch (a `community_sender_key_state` row or the `rotate` answer's `epoch`). */
+export type ServerEpoch = {
+  key_id: number;
+  rotation_kind: string;
+  rotated_at: string | Date;
+  grace_until?: string | Date | null;
+};
+
+/** The epoch row as the device API takes it (a community's first epoch counts as hard). */
+export function epochRow(epoch: ServerEpoch): core.CommunityEpochRow {
+  const ms = (t: string | Date) => new Date(t).getTime();
+  return {
+    keyId: epoch.key_id,
+    rotatedAtMs: ms(epoch.rotated_at),
+    rotation: epoch.rotation_kind === "soft" ? "soft" : "hard",
+    graceUntilMs: epoch.grace_until ? ms(epoch.grace_until) : null,
+  };
+}
+
+/** The community's current epoch row, read as the key server holds it. */
+export async function currentEpoch(community: string): Promise<core.CommunityEpochRow> {
+  const [row] = await admin()`select key_id, rotation_kind, rotated_at, grace_until
+    from public.community_sender_key_state where community_id = ${community}`;
+  return epochRow(row as unknown as ServerEpoch);
+}

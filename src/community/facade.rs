@@ -4,8 +4,6 @@
 //! commits nothing (opening a share commits the Signal session, the sender's chain and the
 //! community state in one batch).
 
-use core::time::Duration;
-
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
@@ -16,7 +14,7 @@ use super::blob::{
 use super::ids::{CommunityId, EpochId};
 use super::observe_epoch;
 use super::share::{ShareError, ShareKind, ShareMaterial, SharePayload, ShareRow, validate_share};
-use super::state::{CommunityError, CommunityState, EpochAction, EpochInfo, RotationKind};
+use super::state::{CommunityError, CommunityState, EpochAction, EpochInfo};
 use crate::address::Address;
 use crate::envelope::{Envelope, SenderKeyRequest};
 use crate::error::ErrorClass;
@@ -166,21 +164,21 @@ impl<S: ProtocolStore> SignalTransport<S> {
         store(self.store.commit(changes))
     }
 
-    /// Rotates the community's epoch (admins): see [`CommunityState::rotate`]. Returns the row
-    /// to publish and the `epoch_key_v1` payload to [`Self::create_share`] with every remaining
-    /// member device (after a hard rotation, none of the removed members' devices).
+    /// Starts the epoch the key server opened for our rotation (admins; `info` from the row
+    /// `community-keys/rotate` returned): see [`CommunityState::rotate`]. Returns the
+    /// `epoch_key_v1` payload to [`Self::create_share`] with every remaining member device
+    /// (after a hard rotation, none of the removed members' devices).
     pub fn rotate_community<R: CryptoRng + ?Sized>(
         &mut self,
         id: CommunityId,
-        rotation: RotationKind,
-        grace: Duration,
+        info: EpochInfo,
         now: Timestamp,
         rng: &mut R,
-    ) -> Result<(EpochInfo, SharePayload), S::Error> {
+    ) -> Result<SharePayload, S::Error> {
         let state = store(self.store.community(id))?.unwrap_or_else(|| CommunityState::new(id));
-        let (state, info, key) = state.rotate(rotation, grace, now, rng);
+        let (state, key) = state.rotate(info, rng)?;
         self.commit_community(state)?;
-        Ok((info, SharePayload::epoch_key(id, info.key_id, &key, now)))
+        Ok(SharePayload::epoch_key(id, info.key_id, &key, now))
     }
 
     /// Our sender chain for an epoch, created on first use (draws as

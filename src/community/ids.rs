@@ -1,9 +1,15 @@
-//! Community ids and epoch ids (`key_id`): UUIDs, shown in their hyphenated form.
+//! Community ids and epoch ids: UUIDs, shown in their hyphenated form.
+//!
+//! The key server numbers a community's epochs with an integer `key_id` (1, 2, ...); the
+//! crypto names an epoch by a UUID (it is the Sender Keys distribution id and sits in every
+//! blob header). [`EpochId::for_server_epoch`] derives the one from the other, so every device
+//! and the server agree on it without carrying a second column.
 
 use core::fmt;
 use core::str::FromStr;
 
 use rand_core::CryptoRng;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 macro_rules! uuid_id {
@@ -83,6 +89,29 @@ uuid_id!(
     EpochId
 );
 
+/// Domain separation for [`EpochId::for_server_epoch`].
+const EPOCH_ID_LABEL: &[u8] = b"spots-epoch-id-v1";
+
+impl EpochId {
+    /// The epoch id of the key server's epoch `key_id` of `community`: the first 16 bytes of
+    /// SHA-256("spots-epoch-id-v1" || community id (16) || key_id (4, big-endian)) as a
+    /// version-8 (custom) UUID. Deterministic, so the id never travels next to the number, and
+    /// distinct per community, so two communities' epoch 1 never share a distribution id.
+    #[must_use]
+    pub fn for_server_epoch(community: CommunityId, key_id: u32) -> Self {
+        let digest = Sha256::new()
+            .chain_update(EPOCH_ID_LABEL)
+            .chain_update(community.as_bytes())
+            .chain_update(key_id.to_be_bytes())
+            .finalize();
+        let mut bytes = [0u8; 16];
+        for (out, byte) in bytes.iter_mut().zip(digest) {
+            *out = byte;
+        }
+        Self(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +127,20 @@ mod tests {
         let random = CommunityId::random(&mut rng);
         assert_eq!(random.uuid().get_version_num(), 4);
         assert_ne!(random, CommunityId::random(&mut rng));
+    }
+
+    #[test]
+    fn server_epoch_ids_are_derived_per_community() {
+        let community: CommunityId = "c0c0c0c0-0000-4000-8000-000000000001".parse().unwrap();
+        let other: CommunityId = "c0c0c0c0-0000-4000-8000-000000000002".parse().unwrap();
+        let first = EpochId::for_server_epoch(community, 1);
+        assert_eq!(first, EpochId::for_server_epoch(community, 1));
+        assert_ne!(first, EpochId::for_server_epoch(community, 2));
+        assert_ne!(first, EpochId::for_server_epoch(other, 1));
+        assert_eq!(first.uuid().get_version_num(), 8);
+        assert_eq!(first.uuid().get_variant(), uuid::Variant::RFC4122);
+        // Pinned (computed independently with Python's hashlib and uuid; docs/COMMUNITY.md):
+        // hosts in other languages must derive the same id.
+        assert_eq!(first.to_string(), "cbbe61b0-99e2-82db-968f-bc3f3535d6ec");
     }
 }

@@ -61,14 +61,44 @@ impl RotationKind {
 /// One `community_sender_key_state` row: an epoch and how it started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct EpochInfo {
-    /// The epoch id (`key_id`).
+    /// The epoch id: [`EpochId::for_server_epoch`] of the community and `server_key_id`
+    /// (build rows with [`EpochInfo::from_server_row`]; other ids are refused).
     pub key_id: EpochId,
+    /// The key server's epoch number (`community_sender_key_state.key_id`, 1, 2, ...): what
+    /// share and blob rows carry in their `key_id` column.
+    pub server_key_id: u32,
     /// When the epoch started.
     pub rotated_at: Timestamp,
     /// How it replaced the previous epoch (the first epoch of a community is `Hard`).
     pub rotation: RotationKind,
     /// Soft rotations: until when the previous epoch is still accepted.
     pub grace_until: Option<Timestamp>,
+}
+
+impl EpochInfo {
+    /// The epoch of a `community_sender_key_state` row of `community`.
+    #[must_use]
+    pub fn from_server_row(
+        community: CommunityId,
+        server_key_id: u32,
+        rotated_at: Timestamp,
+        rotation: RotationKind,
+        grace_until: Option<Timestamp>,
+    ) -> Self {
+        Self {
+            key_id: EpochId::for_server_epoch(community, server_key_id),
+            server_key_id,
+            rotated_at,
+            rotation,
+            grace_until,
+        }
+    }
+
+    /// Whether `key_id` is the one derived from `community` and `server_key_id`.
+    #[must_use]
+    pub fn belongs_to(&self, community: CommunityId) -> bool {
+        self.key_id == EpochId::for_server_epoch(community, self.server_key_id)
+    }
 }
 
 /// What a client must do for a community, from [`observe_epoch`]. None needs the user.
@@ -180,6 +210,10 @@ pub enum CommunityError {
     /// An epoch row disagrees with the one already known for the same id.
     #[error("epoch row for {0} conflicts with the known one")]
     EpochConflict(EpochId),
+    /// An epoch row whose id is not derived from this community and its `key_id` (or whose
+    /// `key_id` is 0, which the key server never issues).
+    #[error("epoch row {0} does not belong to this community")]
+    ForeignEpoch(EpochId),
 }
 
 impl CommunityError {
@@ -196,6 +230,7 @@ impl CommunityError {
             Self::NoUsableEpoch | Self::KeyConflict(_) | Self::EpochConflict(_) => {
                 ErrorClass::InvalidState
             }
+            Self::ForeignEpoch(_) => ErrorClass::InvalidArgument,
             Self::HeaderMismatch(_)
             | Self::WrongScheme
             | Self::DecryptionFailed
@@ -271,6 +306,7 @@ impl CommunityState {
     /// Records an epoch row fetched from the server. A known id must keep its start time and
     /// kind (only `grace_until` may change: a server may extend a grace window).
     pub fn apply_epoch(&self, info: EpochInfo) -> Result<Self, CommunityError> {
+        self.check_row(&info)?;
         let mut updated = self.clone();
         if let Some(index) = updated.position(info.key_id) {
             let entry = updated
@@ -291,6 +327,13 @@ impl CommunityState {
         Ok(updated)
     }
 
+    fn check_row(&self, info: &EpochInfo) -> Result<(), CommunityError> {
+        if info.server_key_id == 0 || !info.belongs_to(self.community_id) {
+            return Err(CommunityError::ForeignEpoch(info.key_id));
+        }
+        Ok(())
+    }
+
     fn insert_epoch(&mut self, entry: EpochEntry) {
         let at = self
             .epochs
@@ -307,37 +350,35 @@ impl CommunityState {
         }
     }
 
-    /// Starts a new epoch as the rotating admin: a fresh epoch id (one `fill_bytes(16)`) and
-    /// key (one `fill_bytes(32)`), starting `now`. A soft rotation keeps the previous epoch
-    /// accepted for messages stamped up to `now + grace`; a hard one ends it at once. The
-    /// admin sends in the new epoch immediately. Returns the row to publish and the key to
-    /// share (as `epoch_key_v1`) with every remaining member device — and no removed one.
+    /// Starts the epoch the key server just opened (the row `community-keys/rotate` returned)
+    /// as the rotating admin: draws its key (one `fill_bytes(32)`) and sends in it at once.
+    /// The row's `grace_until` says how long the previous epoch stays accepted (soft), `None`
+    /// for a hard rotation. Returns the key to share (as `epoch_key_v1`) with every remaining
+    /// member device — and no removed one. An epoch already known with a key is refused
+    /// (`KeyConflict`): a rotation never replaces a key.
     pub fn rotate<R: CryptoRng + ?Sized>(
         &self,
-        rotation: RotationKind,
-        grace: Duration,
-        now: Timestamp,
+        info: EpochInfo,
         rng: &mut R,
-    ) -> (Self, EpochInfo, EpochKey) {
-        let key_id = EpochId::random(rng);
+    ) -> Result<(Self, EpochKey), CommunityError> {
+        self.check_row(&info)?;
+        if self
+            .entry(info.key_id)
+            .is_some_and(|entry| entry.key.is_some())
+        {
+            return Err(CommunityError::KeyConflict(info.key_id));
+        }
         let key = EpochKey::generate(rng);
-        let info = EpochInfo {
-            key_id,
-            rotated_at: now,
-            rotation,
-            grace_until: match rotation {
-                RotationKind::Soft => Some(now.saturating_add(grace)),
-                RotationKind::Hard => None,
-            },
-        };
-        let mut updated = self.clone();
-        updated.insert_epoch(EpochEntry {
-            info,
-            key: Some(key.clone()),
-            share_received: true,
-        });
-        updated.sending = Some(key_id);
-        (updated, info, key)
+        let mut updated = self.apply_epoch(info)?;
+        let index = updated
+            .position(info.key_id)
+            .ok_or(CommunityError::UnknownEpoch(info.key_id))?;
+        if let Some(entry) = updated.epochs.get_mut(index) {
+            entry.key = Some(key.clone());
+            entry.share_received = true;
+        }
+        updated.sending = Some(info.key_id);
+        Ok((updated, key))
     }
 
     /// Installs the key of an opened `epoch_key_v1` share (the epoch row must be known).

@@ -46,6 +46,8 @@ struct EpochProto {
     key: Option<Vec<u8>>,
     #[prost(bool, optional, tag = "6")]
     share_received: Option<bool>,
+    #[prost(uint32, optional, tag = "7")]
+    server_key_id: Option<u32>,
 }
 
 redacted_debug!(CommunityStateProto, EpochProto);
@@ -105,6 +107,7 @@ impl Persist for CommunityState {
                     grace_until_ms: entry.info.grace_until.map(Timestamp::as_millis),
                     key: entry.key.as_ref().map(|key| key.as_bytes().to_vec()),
                     share_received: Some(entry.share_received),
+                    server_key_id: Some(entry.info.server_key_id),
                 })
                 .collect(),
             sending: self.sending.map(|id| id.as_bytes().to_vec()),
@@ -142,10 +145,13 @@ impl Persist for CommunityState {
                 got: proto.repairs.len(),
             });
         }
+        let community_id =
+            CommunityId::from_bytes(fixed("community_id", proto.community_id.as_deref())?);
         let mut epochs: Vec<EpochEntry> = Vec::with_capacity(proto.epochs.len());
         for epoch in &proto.epochs {
             let info = EpochInfo {
                 key_id: EpochId::from_bytes(fixed("epoch.key_id", epoch.key_id.as_deref())?),
+                server_key_id: required("epoch.server_key_id", epoch.server_key_id)?,
                 rotated_at: Timestamp::from_millis(required(
                     "epoch.rotated_at_ms",
                     epoch.rotated_at_ms,
@@ -162,6 +168,9 @@ impl Persist for CommunityState {
                 .is_none_or(|last| last.info.rotated_at <= info.rotated_at);
             if !in_order || epochs.iter().any(|e| e.info.key_id == info.key_id) {
                 return Err(PersistError::InvalidField("epochs"));
+            }
+            if info.server_key_id == 0 || !info.belongs_to(community_id) {
+                return Err(PersistError::InvalidField("epoch.key_id"));
             }
             let key = epoch
                 .key
@@ -199,10 +208,7 @@ impl Persist for CommunityState {
             })
             .collect::<Result<_, PersistError>>()?;
         Ok(Self {
-            community_id: CommunityId::from_bytes(fixed(
-                "community_id",
-                proto.community_id.as_deref(),
-            )?),
+            community_id,
             epochs,
             sending,
             first_share_from: proto

@@ -74,16 +74,14 @@ pub fn check<S: ProtocolStore>(mut new_store: impl FnMut() -> S) -> Result<(), C
 /// Sender-key records and community states: read back after a commit, keyed by sender and
 /// epoch, and replaced by a later put.
 fn community_records<S: ProtocolStore>(store: &mut S) -> Result<(), ConformanceFailure> {
-    use crate::community::{CommunityId, CommunityState, RotationKind};
+    use crate::community::{CommunityId, CommunityState, EpochInfo, RotationKind};
     let check = "community records commit then read back";
     let mut rng = ChaCha20Rng::seed_from_u64(0xc0de);
     let id = CommunityId::random(&mut rng);
-    let (state, info, _) = CommunityState::new(id).rotate(
-        RotationKind::Hard,
-        core::time::Duration::ZERO,
-        NOW,
-        &mut rng,
-    );
+    let info = EpochInfo::from_server_row(id, 1, NOW, RotationKind::Hard, None);
+    let (state, _) = CommunityState::new(id)
+        .rotate(info, &mut rng)
+        .map_err(|e| fail("fixture", e.to_string()))?;
     let (own, _) =
         crate::sender_keys::create_distribution_message(None, info.key_id.uuid(), &mut rng)
             .map_err(|e| fail("fixture", e.to_string()))?;
@@ -111,12 +109,16 @@ fn community_records<S: ProtocolStore>(store: &mut S) -> Result<(), ConformanceF
         None,
     )?;
     let check = "community records are replaced by a later put";
-    let (newer, _, _) = state.rotate(
-        RotationKind::Soft,
-        core::time::Duration::from_secs(60),
+    let second = EpochInfo::from_server_row(
+        id,
+        2,
         NOW,
-        &mut rng,
+        RotationKind::Soft,
+        Some(NOW.saturating_add(core::time::Duration::from_secs(60))),
     );
+    let (newer, _) = state
+        .rotate(second, &mut rng)
+        .map_err(|e| fail("fixture", e.to_string()))?;
     let (reset, _) = crate::sender_keys::reset_own_chain(Some(&own), info.key_id.uuid(), &mut rng);
     io(
         check,
