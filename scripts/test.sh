@@ -84,10 +84,14 @@ test_deno() {
   run_check "deno lint" quiet "$deno" lint
   popd >/dev/null
   eval "$(stack_env)"
+  # The end-to-end test drives native devices too (demo.sh's native_library).
+  local lib
+  lib="$(native_library)" || { record "native library for the end-to-end test" 0 1; return; }
   (
     cd "$ROOT/edge-functions"
-    NO_COLOR=1 "$deno" test --frozen --allow-net=127.0.0.1 --allow-env --allow-read=.,.. \
-      --allow-sys=hostname tests/ 2>&1
+    SPOTS_NATIVE_LIB="$lib" NO_COLOR=1 "$deno" test --frozen --allow-net=127.0.0.1 --allow-env \
+      --allow-read --allow-write="${TMPDIR:-/tmp}" --allow-ffi --allow-sys=hostname \
+      tests/ 2>&1
   ) | tee "$out" | grep -E '^(ok \||FAILED \||error:|.* => )' >&2 || status=$?
   local passed failed
   passed=$(grep -oE '([0-9]+) passed' "$out" | tail -1 | awk '{print $1+0}')

@@ -7,7 +7,7 @@ use rand_core::{SeedableRng, TryRng};
 use serde::{Deserialize, Serialize};
 use spots_signal::community::share::ShareRow;
 use spots_signal::community::{
-    CommunityId, EpochId, EpochInfo, GroupReceive, OpenedShare, RotationKind,
+    CommunityId, EpochId, EpochInfo, GroupReceive, OpenedShare, RotationKind, validate_blob,
 };
 use spots_signal::keys::IdentityKey;
 use spots_signal::pqxdh::PreKeyBundle;
@@ -227,6 +227,15 @@ impl OpenedShareJs {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CommunityPostJs {
+    blob: Bytes,
+    key_id: u32,
+    chain_id: Option<u32>,
+    iteration: Option<u32>,
+}
+
+#[derive(Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum GroupReceiveJs {
     #[serde(rename_all = "camelCase")]
@@ -247,6 +256,15 @@ enum GroupReceiveJs {
 fn community_id(text: &str) -> Result<CommunityId, JsValue> {
     text.parse()
         .map_err(|_| invalid_argument("community id is a UUID"))
+}
+
+/// The devices to seal a share for, each with its bundle when there is no session yet.
+fn share_recipients(recipients: JsValue) -> Result<Vec<(Address, Option<PreKeyBundle>)>, JsValue> {
+    let recipients: Vec<RecipientJs> = from_js(recipients, "recipients")?;
+    recipients
+        .into_iter()
+        .map(|r| Ok((address(&r.agent_id, r.device_id)?, r.bundle)))
+        .collect()
 }
 
 /// The epoch id of the key server's epoch `key_id` (1, 2, ...) of `community`.
@@ -488,11 +506,7 @@ impl Device {
         let id = community_id(community)?;
         let row: EpochRowJs = from_js(epoch, "epoch")?;
         let info = row.to_info(id)?;
-        let recipients: Vec<RecipientJs> = from_js(recipients, "recipients")?;
-        let recipients = recipients
-            .into_iter()
-            .map(|r| Ok((address(&r.agent_id, r.device_id)?, r.bundle)))
-            .collect::<Result<Vec<_>, JsValue>>()?;
+        let recipients = share_recipients(recipients)?;
         let now = timestamp(now_ms)?;
         let mut rng = rng()?;
         let payload = self
@@ -510,6 +524,39 @@ impl Device {
                 .map(|row| ShareJs::from_row(row, info.server_key_id))
                 .collect(),
         })
+    }
+
+    /// Creates this device's sender chain for the key server's epoch `keyId` (on first use) and
+    /// seals its seed for every recipient device (all member devices, our own other ones
+    /// included), with a bundle where there is no session yet. Afterwards this device's blobs
+    /// in that epoch use the sender-chain scheme.
+    #[wasm_bindgen(js_name = communityStartSenderChain, unchecked_return_type = "ShareRowJs[]")]
+    pub fn community_start_sender_chain(
+        &mut self,
+        community: &str,
+        key_id: u32,
+        #[wasm_bindgen(unchecked_param_type = "ShareRecipient[]")] recipients: JsValue,
+        now_ms: f64,
+    ) -> Result<JsValue, JsValue> {
+        let id = community_id(community)?;
+        let epoch = server_epoch(id, key_id)?;
+        let recipients = share_recipients(recipients)?;
+        let now = timestamp(now_ms)?;
+        let mut rng = rng()?;
+        let payload = self
+            .inner
+            .start_sender_chain(id, epoch, now, &mut rng)
+            .map_err(|e| core(e.class(), &e.to_string()))?;
+        let shares = self
+            .inner
+            .create_shares(&recipients, &payload, now, &mut rng)
+            .map_err(|e| core(e.class(), &e.to_string()))?;
+        to_js(
+            &shares
+                .into_iter()
+                .map(|row| ShareJs::from_row(row, key_id))
+                .collect::<Vec<_>>(),
+        )
     }
 
     /// Records the community's epoch rows (oldest first).
@@ -566,22 +613,28 @@ impl Device {
             .map_err(|e| core(e.class(), &e.to_string()))
     }
 
-    /// Encrypts a community message (a blob for `community_message_blobs`).
-    #[wasm_bindgen(js_name = communityEncrypt)]
+    /// Encrypts a community message once for all members, in the epoch this device sends in:
+    /// the blob and the other columns of its `community_message_blobs` row (the key server's
+    /// `keyId`; chain id and iteration for a sender-chain blob, null for an epoch-scheme one).
+    #[wasm_bindgen(js_name = communityEncrypt, unchecked_return_type = "CommunityPost")]
     pub fn community_encrypt(
         &mut self,
         community: &str,
         payload: &[u8],
         now_ms: f64,
-    ) -> Result<Vec<u8>, JsValue> {
-        self.inner
-            .community_encrypt(
-                community_id(community)?,
-                payload,
-                timestamp(now_ms)?,
-                &mut rng()?,
-            )
-            .map_err(|e| core(e.class(), &e.to_string()))
+    ) -> Result<JsValue, JsValue> {
+        let id = community_id(community)?;
+        let blob = self
+            .inner
+            .community_encrypt(id, payload, timestamp(now_ms)?, &mut rng()?)
+            .map_err(|e| core(e.class(), &e.to_string()))?;
+        let header = validate_blob(&blob).map_err(|e| core(e.class(), &e.to_string()))?;
+        to_js(&CommunityPostJs {
+            key_id: self.server_key_id(id, header.key_id)?,
+            chain_id: header.chain.map(|c| c.chain_id),
+            iteration: header.chain.map(|c| c.iteration),
+            blob: Bytes(blob),
+        })
     }
 
     /// Decrypts a community blob from `agentId.deviceId`; a missing sender chain comes back as

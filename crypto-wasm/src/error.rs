@@ -62,7 +62,9 @@ pub(crate) const fn class_name(class: ErrorClass) -> &'static str {
 
 /// Serializes a value for JS (plain objects, not Maps; byte vectors as Uint8Array).
 pub(crate) fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
-    let serializer = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
+    let serializer = serde_wasm_bindgen::Serializer::new()
+        .serialize_maps_as_objects(true)
+        .serialize_missing_as_null(true);
     value
         .serialize(&serializer)
         .map_err(|e| js_error("internal", None, &e.to_string()))

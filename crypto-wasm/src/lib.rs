@@ -17,8 +17,8 @@ mod validator;
 
 pub use device::Device;
 pub use validator::{
-    bundle_digest, evaluate_eligibility, safety_number, validate_prekey_upload, validate_share,
-    validate_signal_message,
+    blob_header, bundle_digest, evaluate_eligibility, safety_number, validate_prekey_upload,
+    validate_share, validate_signal_message,
 };
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -88,6 +88,14 @@ export interface IncomingShare {
 export interface OpenedShare {
   fromAgentId: string; fromDeviceId: number; communityId: string; keyId: number; epochId: string;
   shareKind: ShareKind; firstForCommunity: boolean;
+}
+/** A community message to store: the blob and its row's other columns. */
+export interface CommunityPost {
+  blob: Uint8Array; keyId: number; chainId: number | null; iteration: number | null;
+}
+export interface BlobHeader {
+  scheme: "epoch" | "sender_chain"; communityId: string; epochId: string; sentAtMs: number;
+  agentId: string; deviceId: number; chainId: number | null; iteration: number | null;
 }
 export type CommunityReceive =
   | { kind: "message"; plaintext: Uint8Array; keyId: number; epochId: string; sentAtMs: number }

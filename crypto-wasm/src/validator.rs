@@ -2,6 +2,7 @@
 //! core function, and converts the result.
 
 use serde::Serialize;
+use spots_signal::community::{BlobScheme, validate_blob};
 use spots_signal::fingerprint::{DEFAULT_ITERATIONS, Fingerprint};
 use spots_signal::keys::IdentityKey;
 use spots_signal::pqxdh::PreKeyBundle;
@@ -125,6 +126,42 @@ pub fn validate_share(
     validate::share(encryption_type, share_kind, message_type, body)
         .map(|kind| kind.as_str().to_owned())
         .map_err(|e| validation(&e))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BlobHeaderJs {
+    scheme: &'static str,
+    community_id: String,
+    epoch_id: String,
+    sent_at_ms: f64,
+    agent_id: String,
+    device_id: u32,
+    chain_id: Option<u32>,
+    iteration: Option<u32>,
+}
+
+/// The public header of a community blob (no keys needed): what a client puts in the row's
+/// sender and chain columns, and what a server can check them against. `epochId` must be the
+/// one derived from the row's community and `key_id`.
+#[wasm_bindgen(js_name = blobHeader, unchecked_return_type = "BlobHeader")]
+pub fn blob_header(blob: &[u8]) -> Result<JsValue, JsValue> {
+    let header =
+        validate_blob(blob).map_err(|e| core(e.class(), &format!("community blob: {e}")))?;
+    #[allow(clippy::cast_precision_loss)]
+    to_js(&BlobHeaderJs {
+        scheme: match header.scheme {
+            BlobScheme::Epoch => "epoch",
+            BlobScheme::SenderChain => "sender_chain",
+        },
+        community_id: header.community_id.to_string(),
+        epoch_id: header.key_id.to_string(),
+        sent_at_ms: header.sent_at.as_millis() as f64,
+        agent_id: header.sender.agent_id.to_string(),
+        device_id: header.sender.device_id.get(),
+        chain_id: header.chain.map(|c| c.chain_id),
+        iteration: header.chain.map(|c| c.iteration),
+    })
 }
 
 /// Evaluates the eligibility policy over the key server's facts

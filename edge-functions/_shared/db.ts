@@ -34,6 +34,13 @@ export function serviceDb(): postgres.Sql {
   return servicePool;
 }
 
+/** Ends both pools (scripts and tests that use these helpers outside the gateway). */
+export async function closePools(): Promise<void> {
+  await Promise.all([pool?.end(), servicePool?.end()]);
+  pool = null;
+  servicePool = null;
+}
+
 export type Role = "anon" | "authenticated" | "service_role";
 
 /** Runs `work` in one transaction as `role`, with the request's claims visible to auth.uid(). */

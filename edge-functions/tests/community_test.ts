@@ -3,6 +3,7 @@
 // Refusals: plaintext shares, non-Signal types, non-members, non-admin rotation, removed
 // members after a hard rotation, closed epochs.
 import assert from "node:assert/strict";
+import { core } from "../_shared/wasm.ts";
 import {
   admin,
   b64,
@@ -101,13 +102,21 @@ Deno.test("shares posted through the gateway open on member devices; messages de
   w.bob.device.communityStartUsing(w.community, rotation.epoch.keyId);
 
   w.admin.device.communityStartUsing(w.community, rotation.epoch.keyId);
-  const blob = w.admin.device.communityEncrypt(
+  const post = w.admin.device.communityEncrypt(
     w.community,
     new TextEncoder().encode("hello all"),
     now,
   );
-  const got = w.bob.device.communityDecrypt(w.community, w.admin.agentId, 1, blob, now);
-  assert.equal(got.kind, "message");
+  // An epoch-scheme blob: the row carries the server's key_id and no chain position; the public
+  // header names the derived epoch id and the sender.
+  assert.equal(post.keyId, 1);
+  assert.equal(post.chainId, null);
+  const header = core.blobHeader(post.blob);
+  assert.equal(header.scheme, "epoch");
+  assert.equal(header.epochId, rotation.epoch.epochId);
+  assert.equal(header.agentId, w.admin.agentId);
+  assert.throws(() => core.blobHeader(post.blob.slice(0, 20)), /community blob/);
+  const got = w.bob.device.communityDecrypt(w.community, w.admin.agentId, 1, post.blob, now);
   assert.ok(got.kind === "message");
   assert.equal(new TextDecoder().decode(got.plaintext), "hello all");
   assert.equal(got.keyId, 1);

@@ -1,4 +1,5 @@
-// Test helpers: where the running stack is (from `./x stack env`) and the vectors.
+// Helpers for the Deno tests and the demo: where the running stack is (from `./x stack env`),
+// users, tokens, calls, and the libsignal vectors.
 
 export function env(name: string): string {
   const value = Deno.env.get(name);

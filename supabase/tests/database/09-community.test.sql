@@ -5,7 +5,7 @@
 -- are moved in the data; the service functions take a frozen p_now.
 begin;
 \ir ../helpers/tests_schema.sql
-select plan(47);
+select plan(50);
 
 do $$
 declare
@@ -114,6 +114,20 @@ select throws_ok($$ insert into public.community_message_blobs (community_id, ke
 select throws_ok($$ insert into public.community_message_blobs (community_id, key_id, sender_user_id, sender_agent_id, ciphertext)
                    values (tests.community('cafe'), 1, auth.uid(), 'agent-bob', '\x01') $$,
   '42501', null, 'new blobs must name the sender device');
+select lives_ok($$ insert into public.community_message_blobs (community_id, key_id, sender_user_id, sender_agent_id,
+                     sender_device_id, ciphertext)
+                   values (tests.community('cafe'), 1, auth.uid(), 'agent-bob', 1, '\x01') $$,
+  'an epoch-scheme blob (no chain position) is stored');
+select lives_ok($$ insert into public.community_message_blobs (community_id, key_id, sender_user_id, sender_agent_id,
+                     sender_device_id, ciphertext)
+                   values (tests.community('cafe'), 1, auth.uid(), 'agent-bob', 1, '\x02') $$,
+  '... and so is a second one from the same device');
+select throws_ok($$ insert into public.community_message_blobs (community_id, key_id, sender_user_id, sender_agent_id,
+                     sender_device_id, sender_chain_id, ciphertext)
+                   values (tests.community('cafe'), 1, auth.uid(), 'agent-bob', 1, 4, '\x01') $$,
+  '23514', null, 'a chain id without its iteration is refused');
+select tests.clear_authentication();
+delete from public.community_message_blobs where sender_chain_id is null;
 select tests.authenticate_as('erin');
 select throws_ok(pg_temp.blob(1, 0), '42501', null, 'a removed member cannot post');
 select is_empty($$ select * from public.community_message_blobs $$, 'a removed member reads no blobs');
