@@ -16,6 +16,7 @@ import {
   env,
   epochRow,
   newUser,
+  shareBody,
   unb64,
   type User,
 } from "../tests/support.ts";
@@ -321,25 +322,11 @@ async function scenario(log: Log, workDir: string): Promise<Outcome> {
     }
     return out;
   };
-  const postShares = async (from: Member, keyId: number, shares: core.ShareRowJs[]) => {
-    const posted = await call("community-keys/shares", {
+  const postShares = (from: Member, keyId: number, shares: core.ShareRowJs[]) =>
+    call("community-keys/shares", {
       jwt: from.user.jwt,
-      body: {
-        agent_id: from.agentId,
-        device_id: from.deviceId,
-        community_id: communityId,
-        key_id: keyId,
-        shares: shares.map((s) => ({
-          to_agent_id: s.toAgentId,
-          to_device_id: s.toDeviceId,
-          share_kind: s.shareKind,
-          message_type: s.messageType,
-          encrypted_share: b64(s.body),
-        })),
-      },
+      body: shareBody(from, communityId, keyId, shares),
     });
-    return posted;
-  };
   const openedShares = new Map<string, Set<string>>();
   const openShares = async (m: Member, minKeyId: number) => {
     const mine = ok(
@@ -466,29 +453,36 @@ async function scenario(log: Log, workDir: string): Promise<Outcome> {
   // --- Hard rotation: Carol leaves; she gets nothing of epoch 2 ------------------------------
   await admin()`update public.community_members set removed_at = now()
     where community_id = ${communityId} and user_id = ${carol.id}`;
-  const hard = ok(
-    await call("community-keys/rotate", {
-      jwt: alice.jwt,
-      body: {
-        agent_id: aliceLaptop.agentId,
-        device_id: 2,
-        community_id: communityId,
-        kind: "hard",
-      },
-    }),
-    "hard rotation",
-  );
+  /** Alice's laptop asks the key server for a new epoch, draws its key and shares it with
+   * `members` over Signal. Returns the server's answer and the device's rotation. */
+  const rotate = async (kind: "hard" | "soft", members: Member[], extra = {}) => {
+    const answer = ok(
+      await call("community-keys/rotate", {
+        jwt: alice.jwt,
+        body: {
+          agent_id: aliceLaptop.agentId,
+          device_id: aliceLaptop.deviceId,
+          community_id: communityId,
+          kind,
+          ...extra,
+        },
+      }),
+      `${kind} rotation`,
+    );
+    const rotation = aliceLaptop.device.communityRotate(
+      communityId,
+      epochRow(answer.body.epoch),
+      members.map((m) => ({ agentId: m.agentId, deviceId: m.deviceId })),
+      now(),
+    );
+    ok(await postShares(aliceLaptop, rotation.epoch.keyId, rotation.shares), `epoch shares`);
+    return { answer, rotation };
+  };
+  const { answer: hard, rotation: rotation2 } = await rotate("hard", [bobPhone]);
   const recipients2 = hard.body.recipients.map((r: { agent_id: string; device_id: number }) =>
     `${nameOf(r.agent_id)}.${r.device_id}`
   );
   expect(!recipients2.includes("carol.1"), "the removed member is no recipient");
-  const rotation2 = aliceLaptop.device.communityRotate(
-    communityId,
-    epochRow(hard.body.epoch),
-    [{ agentId: bobPhone.agentId, deviceId: 1 }],
-    now(),
-  );
-  ok(await postShares(aliceLaptop, 2, rotation2.shares), "epoch 2 shares");
   log(
     `Carol was removed; hard rotation to epoch ${rotation2.epoch.keyId}: the key server names ` +
       `[${recipients2}] as the devices to share with (none of Carol's); the key was sealed for bob.1`,
@@ -534,26 +528,7 @@ async function scenario(log: Log, workDir: string): Promise<Outcome> {
   );
 
   // --- Soft rotation: epoch 3 with a grace window; epoch 2 still accepted meanwhile ----------
-  const soft = ok(
-    await call("community-keys/rotate", {
-      jwt: alice.jwt,
-      body: {
-        agent_id: aliceLaptop.agentId,
-        device_id: 2,
-        community_id: communityId,
-        kind: "soft",
-        grace_seconds: 3600,
-      },
-    }),
-    "soft rotation",
-  );
-  const rotation3 = aliceLaptop.device.communityRotate(
-    communityId,
-    epochRow(soft.body.epoch),
-    [{ agentId: bobPhone.agentId, deviceId: 1 }],
-    now(),
-  );
-  ok(await postShares(aliceLaptop, 3, rotation3.shares), "epoch 3 shares");
+  const { answer: soft } = await rotate("soft", [bobPhone], { grace_seconds: 3600 });
   log(
     `soft rotation to epoch 3 with a one-hour grace window (until ${soft.body.epoch.grace_until})`,
   );

@@ -15,33 +15,11 @@ import {
   type Member,
   newUser,
   publishedDevice,
+  shareBody,
   shareCommunity,
+  type ShareRow,
   unb64,
 } from "./support.ts";
-
-type ShareRow = {
-  toAgentId: string;
-  toDeviceId: number;
-  shareKind: string;
-  messageType: number;
-  body: Uint8Array;
-};
-
-function shareBody(from: Member, community: string, keyId: number, shares: ShareRow[]) {
-  return {
-    agent_id: from.agentId,
-    device_id: from.deviceId,
-    community_id: community,
-    key_id: keyId,
-    shares: shares.map((s) => ({
-      to_agent_id: s.toAgentId,
-      to_device_id: s.toDeviceId,
-      share_kind: s.shareKind,
-      message_type: s.messageType,
-      encrypted_share: b64(s.body),
-    })),
-  };
-}
 
 async function world() {
   const admin_ = await publishedDevice(await newUser("cadm"));

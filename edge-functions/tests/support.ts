@@ -139,6 +139,37 @@ export async function shareCommunity(...users: User[]): Promise<string> {
   return row.id as string;
 }
 
+/** A share row as the device API returns it (`ShareRowJs`). */
+export type ShareRow = {
+  toAgentId: string;
+  toDeviceId: number;
+  shareKind: string;
+  messageType: number;
+  body: Uint8Array;
+};
+
+/** The body of `POST community-keys/shares` from `from`'s device. */
+export function shareBody(
+  from: { agentId: string; deviceId: number },
+  community: string,
+  keyId: number,
+  shares: ShareRow[],
+) {
+  return {
+    agent_id: from.agentId,
+    device_id: from.deviceId,
+    community_id: community,
+    key_id: keyId,
+    shares: shares.map((s) => ({
+      to_agent_id: s.toAgentId,
+      to_device_id: s.toDeviceId,
+      share_kind: s.shareKind,
+      message_type: s.messageType,
+      encrypted_share: b64(s.body),
+    })),
+  };
+}
+
 export function fetchBody(from: Member, target: string, device: number | "all" = "all") {
   return {
     agent_id: from.agentId,
