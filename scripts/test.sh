@@ -143,8 +143,9 @@ run_counted() {
   record "$name" "$passed" "$failed"
 }
 
-# The native library: header, host build and exports, C test (plain and under ASan), Python
-# ctypes test, the seven mobile static libraries, cross-architecture conversations.
+# The native library: header, host build and exports, C tests of the DM and community calls
+# (plain and under ASan), Python ctypes test, the seven mobile static libraries,
+# cross-architecture conversations.
 test_native() {
   # shellcheck source=native/scripts/header.sh
   source "$ROOT/native/scripts/header.sh"
@@ -159,20 +160,28 @@ test_native() {
   run_check "native host build (cdylib + staticlib)" quiet cargo build -p spots-signal-ffi
   run_check "native cdylib exports exactly the header's functions" native_host_exports "$lib"
   work="$(mktemp -d)"
-  if quiet gcc -std=c11 -O1 -g -Wall -Wextra -Werror -I"$ROOT/native/include" \
-      "$ROOT/native/tests/c/dm_test.c" -L"$lib" -lspots_signal -lpthread -o "$work/dm_test"; then
-    run_counted "native C test (gcc, cdylib)" env LD_LIBRARY_PATH="$lib" "$work/dm_test" "$work/c"
-  else
-    record "native C test (gcc, cdylib)" 0 1
-  fi
-  if quiet gcc -std=c11 -O1 -g -fsanitize=address -fno-omit-frame-pointer -Wall -Wextra -Werror \
-      -I"$ROOT/native/include" "$ROOT/native/tests/c/dm_test.c" "$lib/libspots_signal.a" \
-      -lpthread -ldl -lm -o "$work/dm_test_asan"; then
-    run_counted "native C test under AddressSanitizer + LeakSanitizer (staticlib)" \
-      env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23 "$work/dm_test_asan" "$work/asan"
-  else
-    record "native C test under AddressSanitizer" 0 1
-  fi
+  # Each C program (DM calls, community calls) against the cdylib, then under ASan + LSan
+  # linked with the staticlib.
+  local program
+  for program in dm community; do
+    if quiet gcc -std=c11 -O1 -g -Wall -Wextra -Werror -I"$ROOT/native/include" \
+        "$ROOT/native/tests/c/${program}_test.c" -L"$lib" -lspots_signal -lpthread \
+        -o "$work/${program}_test"; then
+      run_counted "native C $program test (gcc, cdylib)" env LD_LIBRARY_PATH="$lib" \
+        "$work/${program}_test" "$work/c-$program"
+    else
+      record "native C $program test (gcc, cdylib)" 0 1
+    fi
+    if quiet gcc -std=c11 -O1 -g -fsanitize=address -fno-omit-frame-pointer -Wall -Wextra \
+        -Werror -I"$ROOT/native/include" "$ROOT/native/tests/c/${program}_test.c" \
+        "$lib/libspots_signal.a" -lpthread -ldl -lm -o "$work/${program}_test_asan"; then
+      run_counted "native C $program test under AddressSanitizer + LeakSanitizer (staticlib)" \
+        env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23 "$work/${program}_test_asan" \
+        "$work/asan-$program"
+    else
+      record "native C $program test under AddressSanitizer" 0 1
+    fi
+  done
   run_counted "native Python ctypes test" python3 "$ROOT/native/tests/python/test_ctypes.py" \
     "$lib/libspots_signal.so" "$work/py"
   rm -rf "$work"

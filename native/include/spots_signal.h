@@ -37,6 +37,9 @@ enum SpotsStatus
   SPOTS_STATUS_LEGACY_VERSION = 22,
   // The message uses a protocol version this library does not know.
   SPOTS_STATUS_UNRECOGNIZED_VERSION = 23,
+  // A community message's epoch no longer accepts it (stamped after a hard rotation or
+  // after a soft rotation's grace window); nothing changed.
+  SPOTS_STATUS_EPOCH_REJECTED = 24,
   // A peer's identity key changed and the user has not approved it: nothing was
   // encrypted (details name the devices).
   SPOTS_STATUS_UNTRUSTED_IDENTITY = 30,
@@ -49,6 +52,10 @@ enum SpotsStatus
   // Some target devices have no session: fetch their bundles and retry (details name
   // them); nothing was encrypted.
   SPOTS_STATUS_MISSING_SESSIONS = 34,
+  // Community key material is missing: the community or epoch is unknown (apply its epoch
+  // rows), its share was not opened yet (fetch it), or this device has no sender chain
+  // in it.
+  SPOTS_STATUS_NO_SENDER_KEY_STATE = 35,
   // Two safety-number encodings have different versions.
   SPOTS_STATUS_FINGERPRINT_VERSION_MISMATCH = 40,
   // An argument is out of range (address, device id, bundle JSON, ...).
@@ -307,6 +314,231 @@ SpotsStatus spots_transport_open(const char *store_path,
 // # Safety
 // `handle` is NULL or was returned by [`spots_transport_open`] and not closed yet.
 void spots_transport_close(struct SpotsTransport *handle);
+
+// Records the community's epoch rows (`community_sender_key_state`, any order), creating its
+// state on first contact. `epochs_json` is a JSON array of
+// `{"key_id": 1, "rotated_at_ms": ms, "rotation": "initial" | "hard" | "soft",
+// "grace_until_ms": ms | null}` (`initial` is hard; a `grace_until_ms` of 0 or null means
+// none). A known epoch keeps its start and kind (`INVALID_STATE` otherwise); only its
+// `grace_until` may change. All rows or none are recorded. Returns the state as
+// [`spots_community_state`] does.
+//
+// # Safety
+// `handle` is an open handle; `community_id` NUL-terminated; `epochs_json` points to
+// `epochs_json_len` bytes; `out_json` is writable.
+SpotsStatus spots_community_apply_epochs(const struct SpotsTransport *handle,
+                                         const char *community_id,
+                                         const uint8_t *epochs_json,
+                                         size_t epochs_json_len,
+                                         struct SpotsBuffer *out_json);
+
+// This device's state for a community, or JSON `null` if it has none: `{"community_id",
+// "epochs": [{"key_id", "epoch_id", "rotated_at_ms", "rotation", "grace_until_ms",
+// "has_epoch_key"}] (oldest first), "sending_key_id": n | null, "first_share_from":
+// "agent.device" | null, "pending_repairs": [{"key_id", "agent_id", "device_id", "chain_id",
+// "requested_at_ms"}]}`. Reads only.
+//
+// # Safety
+// `handle` is an open handle; `community_id` NUL-terminated; `out_json` is writable.
+SpotsStatus spots_community_state(const struct SpotsTransport *handle,
+                                  const char *community_id,
+                                  struct SpotsBuffer *out_json);
+
+// Admins: starts the epoch the key server opened for our rotation and seals its key for
+// every recipient. The epoch is the row `community-keys/rotate` returned (`key_id`,
+// `rotated_at_ms`, `rotation` "initial" | "hard" | "soft", `grace_until_ms` or 0); the
+// community's first epoch (`key_id` 1, "initial") is started the same way. `recipients_json`
+// is a JSON array `[{"agent_id", "device_id", "bundle": <bundle JSON> | null}]`: every
+// remaining member device, our own other devices included, with the bundle fetched from the
+// key server where there is no session yet. Returns `{"epoch": {"key_id", "epoch_id",
+// "rotated_at_ms", "rotation", "grace_until_ms"}, "shares": [share rows]}`, each share row
+// `{"community_id", "key_id", "from_agent_id", "from_device_id", "to_agent_id",
+// "to_device_id", "encryption_type": "signal_protocol", "share_kind": "epoch_key_v1",
+// "message_type": 3 | 2, "body": hex}` to post to `community-keys/shares`. From now on this
+// device sends in the new epoch.
+//
+// One transaction: the new key, the sessions started from bundles and every share commit
+// together. `MISSING_SESSIONS` (details name the devices): nothing changed; fetch their
+// bundles and call again with the same row. An epoch whose key this device already holds is
+// `INVALID_STATE` (a rotation never replaces a key).
+//
+// # Safety
+// `handle` is an open handle; `community_id` and `rotation` NUL-terminated;
+// `recipients_json` points to `recipients_json_len` bytes; `out_json` is writable.
+SpotsStatus spots_community_rotate(const struct SpotsTransport *handle,
+                                   const char *community_id,
+                                   uint32_t key_id,
+                                   uint64_t rotated_at_ms,
+                                   const char *rotation,
+                                   uint64_t grace_until_ms,
+                                   const uint8_t *recipients_json,
+                                   size_t recipients_json_len,
+                                   uint64_t now_ms,
+                                   struct SpotsBuffer *out_json);
+
+// Sender chains: our chain for the epoch `key_id` (created on first use; later calls carry
+// it at its current iteration) sealed as `epoch_sender_chain_seed_v1` shares for every
+// recipient (`recipients_json` as for [`spots_community_rotate`]: every member device, our
+// own other devices included). Returns a JSON array of share rows to post. Distribute it
+// before sending in the epoch: once this device holds its own chain for the epoch it sends
+// sender-chain blobs there. One transaction; `MISSING_SESSIONS` changes nothing.
+//
+// # Safety
+// `handle` is an open handle; `community_id` NUL-terminated; `recipients_json` points to
+// `recipients_json_len` bytes; `out_json` is writable.
+SpotsStatus spots_community_share_sender_chain(const struct SpotsTransport *handle,
+                                               const char *community_id,
+                                               uint32_t key_id,
+                                               const uint8_t *recipients_json,
+                                               size_t recipients_json_len,
+                                               uint64_t now_ms,
+                                               struct SpotsBuffer *out_json);
+
+// Replaces our sender chain in the epoch `key_id` by a fresh one (new chain id, keys) without
+// a rotation, and seals it for every recipient like [`spots_community_share_sender_chain`].
+// Receivers keep the old chain for late messages. One transaction.
+//
+// # Safety
+// As [`spots_community_share_sender_chain`].
+SpotsStatus spots_community_reset_sender_chain(const struct SpotsTransport *handle,
+                                               const char *community_id,
+                                               uint32_t key_id,
+                                               const uint8_t *recipients_json,
+                                               size_t recipients_json_len,
+                                               uint64_t now_ms,
+                                               struct SpotsBuffer *out_json);
+
+// Opens a share addressed to this device, from the columns of a fetched
+// `community_sender_key_shares` row: the sender, the community, the epoch's `key_id`,
+// `encryption_type` (must be `signal_protocol`), `share_kind`, the Signal `message_type` (3
+// or 2) and the body. Apply the epoch rows first. Returns `{"from_agent_id",
+// "from_device_id", "community_id", "key_id", "epoch_id", "share_kind",
+// "first_for_community"}`. The Signal session, the epoch key or the sender's chain and the
+// community state commit together; on any error nothing changed: a malformed or foreign row
+// is `INVALID_MESSAGE`, a sharer whose identity changed without approval
+// `UNTRUSTED_IDENTITY`, a different key for an epoch already keyed `INVALID_STATE`, an
+// unknown epoch `NO_SENDER_KEY_STATE`, a share already opened `DUPLICATE_MESSAGE`.
+//
+// # Safety
+// `handle` is an open handle; `from_agent_id`, `community_id`, `encryption_type` and
+// `share_kind` NUL-terminated; `body` points to `body_len` bytes; `out_json` is writable.
+SpotsStatus spots_community_open_share(const struct SpotsTransport *handle,
+                                       const char *from_agent_id,
+                                       uint32_t from_device_id,
+                                       const char *community_id,
+                                       uint32_t key_id,
+                                       const char *encryption_type,
+                                       const char *share_kind,
+                                       uint8_t message_type,
+                                       const uint8_t *body,
+                                       size_t body_len,
+                                       uint64_t now_ms,
+                                       struct SpotsBuffer *out_json);
+
+// Makes the epoch `key_id` the one this device sends in (the `start_using_epoch` action of
+// [`spots_community_observe`]; in a sender-chain community share our chain for it first).
+// `NO_SENDER_KEY_STATE` while no key material for it has arrived.
+//
+// # Safety
+// `handle` is an open handle; `community_id` NUL-terminated.
+SpotsStatus spots_community_start_using(const struct SpotsTransport *handle,
+                                        const char *community_id,
+                                        uint32_t key_id);
+
+// What this device must do for a community now, in order, as a JSON array (none needs the
+// user): `{"action": "fetch_my_share", "key_id"}` (fetch and open our shares of that epoch),
+// `{"action": "request_repair", "key_id", "agent_id", "device_id", "chain_id"}` (call
+// [`spots_community_request_repair`] and send its request), `{"action":
+// "start_using_epoch", "key_id"}` (share our sender chain first in a sender-chain community,
+// then [`spots_community_start_using`]). Call it after applying epoch rows, opening shares,
+// and periodically. Reads only; `NO_SENDER_KEY_STATE` for a community this device has no
+// state for.
+//
+// # Safety
+// `handle` is an open handle; `community_id` NUL-terminated; `out_json` is writable.
+SpotsStatus spots_community_observe(const struct SpotsTransport *handle,
+                                    const char *community_id,
+                                    uint64_t now_ms,
+                                    struct SpotsBuffer *out_json);
+
+// The seed repair request for a `request_repair` action: returns `{"agent_id",
+// "device_id", "request": hex}`; send the `request` bytes as a DM
+// (`spots_encrypt_to_agent`) to that device. Records the request as made at
+// `now_ms` (observe asks again after an hour).
+//
+// # Safety
+// `handle` is an open handle; `community_id` and `sender_agent_id` NUL-terminated; `out_json`
+// is writable.
+SpotsStatus spots_community_request_repair(const struct SpotsTransport *handle,
+                                           const char *community_id,
+                                           uint32_t key_id,
+                                           const char *sender_agent_id,
+                                           uint32_t sender_device_id,
+                                           uint64_t now_ms,
+                                           struct SpotsBuffer *out_json);
+
+// Encrypts `payload` (an encoded envelope) once for the whole community, in the epoch this
+// device sends in: with our sender chain when we hold one for that epoch (a version-2 blob),
+// else with the epoch key (version 1). `out_blob` gets the blob for
+// `community_message_blobs.ciphertext`, `out_key_id` the epoch's `key_id` for the row's
+// `key_id` column. `INVALID_STATE` when no epoch accepts messages stamped `now_ms` (act on
+// [`spots_community_observe`] first), `NO_SENDER_KEY_STATE` for a community this device has
+// no state for. A sender-chain step is committed before the blob is returned.
+//
+// # Safety
+// `handle` is an open handle; `community_id` NUL-terminated; `payload` points to
+// `payload_len` bytes; `out_blob` and `out_key_id` are writable.
+SpotsStatus spots_community_encrypt(const struct SpotsTransport *handle,
+                                    const char *community_id,
+                                    const uint8_t *payload,
+                                    size_t payload_len,
+                                    uint64_t now_ms,
+                                    struct SpotsBuffer *out_blob,
+                                    uint32_t *out_key_id);
+
+// Decrypts a blob fetched from the community, from the sender device its row names. Either
+// a message: the payload raw in `out_plaintext` and `{"kind": "message", "key_id",
+// "epoch_id", "sent_at_ms", "scheme": "epoch" | "sender_chain", "chain_id", "iteration"}` in
+// `out_json` (chain fields null for the epoch scheme); or, when we lack the sender's chain,
+// `{"kind": "missing_seed", "agent_id", "device_id", "request": hex}` with an empty
+// plaintext: send the `request` bytes as a DM to that device; its answer comes back as a
+// `re_share_v1` share (the repair is recorded; messages before the re-shared iteration stay
+// unreadable). Errors change nothing: `EPOCH_REJECTED` (stamped after its epoch closed),
+// `NO_SENDER_KEY_STATE` (epoch key not here yet: fetch the share, or unknown epoch: apply
+// the rows), `DUPLICATE_MESSAGE`, `INVALID_MESSAGE`, `INVALID_SIGNATURE`.
+//
+// # Safety
+// `handle` is an open handle; `community_id` and `sender_agent_id` NUL-terminated; `blob`
+// points to `blob_len` bytes; `out_plaintext` and `out_json` are writable.
+SpotsStatus spots_community_decrypt(const struct SpotsTransport *handle,
+                                    const char *community_id,
+                                    const char *sender_agent_id,
+                                    uint32_t sender_device_id,
+                                    const uint8_t *blob,
+                                    size_t blob_len,
+                                    uint64_t now_ms,
+                                    struct SpotsBuffer *out_plaintext,
+                                    struct SpotsBuffer *out_json);
+
+// Answers a seed repair request received as a DM from the device (`requester_agent_id`,
+// `requester_device_id`); `request` is that DM's plaintext, a `sender_key_request_v1`
+// envelope. Returns our chain for the requested epoch at its current iteration, sealed as one
+// `re_share_v1` share row for the requester (the share row JSON, to post). Check first that
+// the requester is a member device of the community: the library does not know the
+// membership. Not a request: `INVALID_MESSAGE` (undecodable) or `INVALID_ARGUMENT` (another
+// envelope kind); an epoch that no longer accepts messages is not re-shared
+// (`EPOCH_REJECTED`); no chain of ours in it: `NO_SENDER_KEY_STATE`. One transaction.
+//
+// # Safety
+// `handle` is an open handle; `requester_agent_id` NUL-terminated; `request` points to
+// `request_len` bytes; `out_json` is writable.
+SpotsStatus spots_community_answer_sender_key_request(const struct SpotsTransport *handle,
+                                                      const char *requester_agent_id,
+                                                      uint32_t requester_device_id,
+                                                      const uint8_t *request,
+                                                      size_t request_len,
+                                                      uint64_t now_ms,
+                                                      struct SpotsBuffer *out_json);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -6,7 +6,8 @@
 #
 # Built with Debian's rustc and -Zbuild-std (no rustup targets needed) and Debian's cross gcc
 # as linker; sourced by scripts/test.sh, or `bash native/scripts/cross.sh` alone
-# (SPOTS_CROSS_FULL=1 also runs the whole C test suite on each architecture).
+# (SPOTS_CROSS_FULL=1 also runs the whole C test suites, DM and community, on each
+# architecture).
 
 CROSS_TARGETS=(i686-unknown-linux-gnu aarch64-unknown-linux-gnu)
 CROSS_TARGET_DIR="$DEBIAN_RUSTC_TARGET_DIR"
@@ -32,7 +33,7 @@ cross_runner() {
   esac
 }
 
-# Builds the CLI and the library (staticlib) of a target and links the C test against it;
+# Builds the CLI and the library (staticlib) of a target and links the C tests against it;
 # prints the output folder.
 cross_build() {
   local target="$1" key gcc dir
@@ -50,9 +51,12 @@ cross_build() {
       /usr/bin/cargo build --manifest-path "$ROOT/Cargo.toml" -p spots-signal -p spots-signal-ffi \
       --target "$target" -Zbuild-std=std,panic_abort || return 1
   fi
-  quiet "$gcc" -std=c11 -O1 -Wall -Wextra -Werror -I"$ROOT/native/include" \
-    "$ROOT/native/tests/c/dm_test.c" "$dir/libspots_signal.a" -lpthread -ldl -lm \
-    -o "$dir/dm_test" || return 1
+  local program
+  for program in dm community; do
+    quiet "$gcc" -std=c11 -O1 -Wall -Wextra -Werror -I"$ROOT/native/include" \
+      "$ROOT/native/tests/c/${program}_test.c" "$dir/libspots_signal.a" -lpthread -ldl -lm \
+      -o "$dir/${program}_test" || return 1
+  done
   printf '%s\n' "$dir"
 }
 
@@ -163,6 +167,8 @@ cross_main() {
     if [[ -n "${SPOTS_CROSS_FULL:-}" ]]; then
       "$runner" "cross: $target C test suite (library, own stores)" \
         quiet $run "$dir/dm_test" "$work/suite"
+      "$runner" "cross: $target C community test suite (library, own stores)" \
+        quiet $run "$dir/community_test" "$work/community"
     fi
     mkdir -p "$work/cli" "$work/lib"
     "$runner" "cross: $target CLI <-> x86_64 CLI DM through state files" \

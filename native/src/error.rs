@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::ffi::{CString, c_char};
 
 use serde_json::{Value, json};
+use spots_core::community::GroupError;
 use spots_core::{ErrorClass, TransportError};
 
 use crate::store::StoreError;
@@ -30,6 +31,9 @@ pub enum SpotsStatus {
     LegacyVersion = 22,
     /// The message uses a protocol version this library does not know.
     UnrecognizedVersion = 23,
+    /// A community message's epoch no longer accepts it (stamped after a hard rotation or
+    /// after a soft rotation's grace window); nothing changed.
+    EpochRejected = 24,
     /// A peer's identity key changed and the user has not approved it: nothing was
     /// encrypted (details name the devices).
     UntrustedIdentity = 30,
@@ -42,6 +46,10 @@ pub enum SpotsStatus {
     /// Some target devices have no session: fetch their bundles and retry (details name
     /// them); nothing was encrypted.
     MissingSessions = 34,
+    /// Community key material is missing: the community or epoch is unknown (apply its epoch
+    /// rows), its share was not opened yet (fetch it), or this device has no sender chain
+    /// in it.
+    NoSenderKeyState = 35,
     /// Two safety-number encodings have different versions.
     FingerprintVersionMismatch = 40,
     /// An argument is out of range (address, device id, bundle JSON, ...).
@@ -76,11 +84,13 @@ impl SpotsStatus {
             ErrorClass::DuplicateMessage => Self::DuplicateMessage,
             ErrorClass::LegacyVersion => Self::LegacyVersion,
             ErrorClass::UnrecognizedVersion => Self::UnrecognizedVersion,
+            ErrorClass::EpochRejected => Self::EpochRejected,
             ErrorClass::UntrustedIdentity => Self::UntrustedIdentity,
             ErrorClass::SessionNotFound => Self::SessionNotFound,
             ErrorClass::InvalidPreKeyId => Self::InvalidPreKeyId,
             ErrorClass::ProtocolNotAllowed => Self::ProtocolNotAllowed,
             ErrorClass::MissingSessions => Self::MissingSessions,
+            ErrorClass::NoSenderKeyState => Self::NoSenderKeyState,
             ErrorClass::FingerprintVersionMismatch => Self::FingerprintVersionMismatch,
             ErrorClass::InvalidArgument => Self::InvalidArgument,
             ErrorClass::InvalidState => Self::InvalidState,
@@ -159,6 +169,16 @@ impl From<TransportError<StoreError>> for FfiError {
                 message,
             },
             other => Self::new(SpotsStatus::from_class(other.class()), message),
+        }
+    }
+}
+
+impl From<GroupError<StoreError>> for FfiError {
+    fn from(error: GroupError<StoreError>) -> Self {
+        match error {
+            // Missing sessions and untrusted identities keep their details.
+            GroupError::Transport(transport) => transport.into(),
+            other => Self::new(SpotsStatus::from_class(other.class()), other.to_string()),
         }
     }
 }

@@ -5,11 +5,11 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rand_core::UnwrapErr;
-use spots_core::{Address, AgentId, DeviceId, SignalTransport, TransportError};
+use spots_core::{Address, AgentId, DeviceId, SignalTransport};
 
 use crate::call::{bytes, c_str, ffi_call, out};
 use crate::error::{FfiError, SpotsStatus};
-use crate::store::{SqliteStore, StoreError};
+use crate::store::SqliteStore;
 
 /// The facade type behind a handle.
 pub(crate) type Transport = SignalTransport<SqliteStore>;
@@ -41,10 +41,11 @@ impl SpotsTransport {
 }
 
 /// Runs one state-changing protocol operation in one store transaction: everything it reads
-/// and writes is committed durably before its result is returned, or nothing is.
-pub(crate) fn operation<T>(
+/// and writes is committed durably before its result is returned, or nothing is. The body may
+/// make several facade calls (a rotation and its shares): they commit together or not at all.
+pub(crate) fn operation<T, E: Into<FfiError>>(
     transport: &mut Transport,
-    body: impl FnOnce(&mut Transport) -> Result<T, TransportError<StoreError>>,
+    body: impl FnOnce(&mut Transport) -> Result<T, E>,
 ) -> Result<T, FfiError> {
     transport.store().begin_operation()?;
     match body(transport) {

@@ -48,6 +48,13 @@ class SpotsException implements Exception {
   /// Retrying later may succeed (storage busy or failing); nothing changed.
   bool get isTransientStoreError => status == SpotsStatus.SPOTS_STATUS_STORE_ERROR;
 
+  /// A community message stamped after its epoch closed (hard rotation, or after a soft
+  /// rotation's grace window).
+  bool get isEpochRejected => status == SpotsStatus.SPOTS_STATUS_EPOCH_REJECTED;
+
+  /// Community key material is not here (yet): apply the epoch rows, fetch and open the share.
+  bool get isNoSenderKeyState => status == SpotsStatus.SPOTS_STATUS_NO_SENDER_KEY_STATE;
+
   /// `agent.device` addresses without a session, or with an unapproved identity change.
   List<String> get addresses => List<String>.from(details?['addresses'] ?? const []);
 
@@ -128,6 +135,142 @@ class Decrypted {
   /// Show the user: the sender's key changed; sending to it fails until [SignalTransport.approveIdentity].
   final bool identityChanged;
   final bool newSession;
+}
+
+/// A `community_sender_key_state` row as the key server returns it: [keyId] is the server's
+/// epoch number (1, 2, ...); the library derives the epoch's UUID from it.
+class CommunityEpochRow {
+  CommunityEpochRow(
+      {required this.keyId, required this.rotatedAt, required this.rotation, this.graceUntil});
+  final int keyId;
+  final DateTime rotatedAt;
+
+  /// `initial` (the community's first epoch, treated as `hard`), `hard` or `soft`.
+  final String rotation;
+
+  /// Soft rotations: until when the previous epoch is still accepted.
+  final DateTime? graceUntil;
+
+  Map<String, dynamic> toJson() => {
+        'key_id': keyId,
+        'rotated_at_ms': rotatedAt.millisecondsSinceEpoch,
+        'rotation': rotation,
+        'grace_until_ms': graceUntil?.millisecondsSinceEpoch,
+      };
+}
+
+/// A member device to seal a share for, with its bundle (the key server's JSON) when this
+/// device has no session with it yet.
+class ShareRecipient {
+  ShareRecipient(this.agentId, this.deviceId, {this.bundleJson});
+  final String agentId;
+  final int deviceId;
+  final String? bundleJson;
+
+  Map<String, dynamic> toJson() => {
+        'agent_id': agentId,
+        'device_id': deviceId,
+        'bundle': bundleJson == null ? null : jsonDecode(bundleJson!),
+      };
+}
+
+/// A `community_sender_key_shares` row: made by the sharing calls (post it to
+/// `community-keys/shares`), or fetched (`community-keys/mine`) and given to
+/// [SignalTransport.openShare].
+class ShareRow {
+  ShareRow(
+      {required this.communityId,
+      required this.keyId,
+      required this.fromAgentId,
+      required this.fromDeviceId,
+      required this.toAgentId,
+      required this.toDeviceId,
+      this.encryptionType = 'signal_protocol',
+      required this.shareKind,
+      required this.messageType,
+      required this.body});
+
+  factory ShareRow.fromJson(Map<String, dynamic> json) => ShareRow(
+      communityId: json['community_id'] as String,
+      keyId: json['key_id'] as int,
+      fromAgentId: json['from_agent_id'] as String,
+      fromDeviceId: json['from_device_id'] as int,
+      toAgentId: json['to_agent_id'] as String,
+      toDeviceId: json['to_device_id'] as int,
+      encryptionType: json['encryption_type'] as String,
+      shareKind: json['share_kind'] as String,
+      messageType: json['message_type'] as int,
+      body: _hex(json['body'] as String));
+
+  final String communityId;
+  final int keyId;
+  final String fromAgentId;
+  final int fromDeviceId;
+  final String toAgentId;
+  final int toDeviceId;
+  final String encryptionType;
+
+  /// `epoch_key_v1`, `epoch_sender_chain_seed_v1` or `re_share_v1`.
+  final String shareKind;
+
+  /// 3 = PreKey, 2 = Whisper.
+  final int messageType;
+  final Uint8List body;
+}
+
+List<ShareRow> _shares(dynamic list) => [
+      for (final row in (list as List<dynamic>).cast<Map<String, dynamic>>())
+        ShareRow.fromJson(row)
+    ];
+
+String _recipients(List<ShareRecipient> recipients) =>
+    jsonEncode([for (final r in recipients) r.toJson()]);
+
+/// What [SignalTransport.rotateCommunity] started and the shares to post.
+class CommunityRotation {
+  CommunityRotation(this.epoch, this.shares);
+
+  /// `{"key_id", "epoch_id", "rotated_at_ms", "rotation", "grace_until_ms"}`.
+  final Map<String, dynamic> epoch;
+  final List<ShareRow> shares;
+}
+
+/// A community blob to post to `community_message_blobs` with its epoch's [keyId].
+class CommunityBlob {
+  CommunityBlob(this.blob, this.keyId);
+  final Uint8List blob;
+  final int keyId;
+}
+
+/// A repair request: send [request] as a DM ([SignalTransport.encrypt]) to the device.
+class RepairRequest {
+  RepairRequest(this.agentId, this.deviceId, this.request);
+  RepairRequest._fromJson(Map<String, dynamic> json)
+      : this(json['agent_id'] as String, json['device_id'] as int, _hex(json['request'] as String));
+  final String agentId;
+  final int deviceId;
+  final Uint8List request;
+}
+
+/// What [SignalTransport.communityDecrypt] got: a [CommunityMessage] or a [MissingSeed].
+sealed class CommunityReceived {}
+
+/// A decrypted community message.
+class CommunityMessage extends CommunityReceived {
+  CommunityMessage(this.plaintext, this.info);
+  final Uint8List plaintext;
+
+  /// `{"kind": "message", "key_id", "epoch_id", "sent_at_ms", "scheme", "chain_id", "iteration"}`.
+  final Map<String, dynamic> info;
+  int get keyId => info['key_id'] as int;
+  DateTime get sentAt => DateTime.fromMillisecondsSinceEpoch(info['sent_at_ms'] as int);
+}
+
+/// The sender's chain is missing: send [repair] and decrypt later messages once the
+/// re-share is opened (the repair is recorded; [SignalTransport.observeCommunity] asks again).
+class MissingSeed extends CommunityReceived {
+  MissingSeed(this.repair);
+  final RepairRequest repair;
 }
 
 /// One local device: its encrypted store and the protocol operations over it.
@@ -260,6 +403,151 @@ class SignalTransport {
             (out) => _lib.spots_drop_stale_devices(_handle, _str(a, agentId), ids, stale.length, out))
             as Map<String, dynamic>;
       });
+
+  // ---- communities (native/README.md, "Communities") ----
+
+  /// This device's state for a community (epochs, sending epoch, pending repairs), or null.
+  Map<String, dynamic>? communityState(String communityId) => using((a) =>
+      _json(a, (out) => _lib.spots_community_state(_handle, _str(a, communityId), out))
+          as Map<String, dynamic>?);
+
+  /// Records the community's epoch rows (all or none); returns [communityState].
+  Map<String, dynamic> applyCommunityEpochs(String communityId, List<CommunityEpochRow> rows) =>
+      using((a) {
+        final bytes = utf8.encode(jsonEncode([for (final r in rows) r.toJson()]));
+        return _json(
+                a,
+                (out) => _lib.spots_community_apply_epochs(
+                    _handle, _str(a, communityId), _bytes(a, bytes), bytes.length, out))
+            as Map<String, dynamic>;
+      });
+
+  /// Admins: starts [epoch] (the row `community-keys/rotate` returned, or the community's
+  /// first epoch) and seals its key for every recipient. On `isMissingSessions` nothing
+  /// changed: fetch those bundles and call again with the same row.
+  CommunityRotation rotateCommunity(
+          String communityId, CommunityEpochRow epoch, List<ShareRecipient> recipients,
+          {DateTime? now}) =>
+      using((a) {
+        final bytes = utf8.encode(_recipients(recipients));
+        final json = _json(
+            a,
+            (out) => _lib.spots_community_rotate(
+                _handle,
+                _str(a, communityId),
+                epoch.keyId,
+                epoch.rotatedAt.millisecondsSinceEpoch,
+                _str(a, epoch.rotation),
+                epoch.graceUntil?.millisecondsSinceEpoch ?? 0,
+                _bytes(a, bytes),
+                bytes.length,
+                _ms(now),
+                out)) as Map<String, dynamic>;
+        return CommunityRotation(json['epoch'] as Map<String, dynamic>, _shares(json['shares']));
+      });
+
+  /// Our sender chain for epoch [keyId], sealed for every recipient (share it before sending
+  /// in the epoch).
+  List<ShareRow> shareSenderChain(String communityId, int keyId, List<ShareRecipient> recipients,
+          {DateTime? now}) =>
+      using((a) {
+        final bytes = utf8.encode(_recipients(recipients));
+        return _shares(_json(
+            a,
+            (out) => _lib.spots_community_share_sender_chain(_handle, _str(a, communityId), keyId,
+                _bytes(a, bytes), bytes.length, _ms(now), out)));
+      });
+
+  /// A fresh sender chain for epoch [keyId] (no rotation), sealed for every recipient.
+  List<ShareRow> resetSenderChain(String communityId, int keyId, List<ShareRecipient> recipients,
+          {DateTime? now}) =>
+      using((a) {
+        final bytes = utf8.encode(_recipients(recipients));
+        return _shares(_json(
+            a,
+            (out) => _lib.spots_community_reset_sender_chain(_handle, _str(a, communityId), keyId,
+                _bytes(a, bytes), bytes.length, _ms(now), out)));
+      });
+
+  /// Opens a share addressed to this device (apply the epoch rows first). Returns
+  /// `{"from_agent_id", "from_device_id", "community_id", "key_id", "epoch_id", "share_kind",
+  /// "first_for_community"}`.
+  Map<String, dynamic> openShare(ShareRow row, {DateTime? now}) => using((a) => _json(
+      a,
+      (out) => _lib.spots_community_open_share(
+          _handle,
+          _str(a, row.fromAgentId),
+          row.fromDeviceId,
+          _str(a, row.communityId),
+          row.keyId,
+          _str(a, row.encryptionType),
+          _str(a, row.shareKind),
+          row.messageType,
+          _bytes(a, row.body),
+          row.body.length,
+          _ms(now),
+          out)) as Map<String, dynamic>);
+
+  /// Sends in epoch [keyId] from now on (the `start_using_epoch` action).
+  void startUsingEpoch(String communityId, int keyId) => using(
+      (a) => _check(_lib.spots_community_start_using(_handle, _str(a, communityId), keyId)));
+
+  /// What to do now, in order: `fetch_my_share`, `request_repair`, `start_using_epoch`
+  /// actions (maps with `action`, `key_id`, ...).
+  List<Map<String, dynamic>> observeCommunity(String communityId, {DateTime? now}) => using((a) =>
+      (_json(a, (out) => _lib.spots_community_observe(_handle, _str(a, communityId), _ms(now), out))
+              as List<dynamic>)
+          .cast<Map<String, dynamic>>());
+
+  /// The request for a `request_repair` action (recorded as sent now).
+  RepairRequest requestRepair(String communityId, int keyId, String agentId, int deviceId,
+          {DateTime? now}) =>
+      using((a) => RepairRequest._fromJson(_json(
+          a,
+          (out) => _lib.spots_community_request_repair(_handle, _str(a, communityId), keyId,
+              _str(a, agentId), deviceId, _ms(now), out)) as Map<String, dynamic>));
+
+  /// Encrypts [payload] (an encoded envelope) once for the whole community.
+  CommunityBlob communityEncrypt(String communityId, List<int> payload, {DateTime? now}) =>
+      using((a) {
+        final keyId = a<Uint32>();
+        final blob = _withBuffer(
+            a,
+            (out) => _lib.spots_community_encrypt(_handle, _str(a, communityId),
+                _bytes(a, payload), payload.length, _ms(now), out, keyId));
+        return CommunityBlob(blob, keyId.value);
+      });
+
+  /// Decrypts a community blob from the sender device its row names.
+  CommunityReceived communityDecrypt(
+          String communityId, String agentId, int deviceId, List<int> blob, {DateTime? now}) =>
+      using((a) {
+        final info = a<SpotsBuffer>();
+        try {
+          final plaintext = _withBuffer(
+              a,
+              (out) => _lib.spots_community_decrypt(_handle, _str(a, communityId),
+                  _str(a, agentId), deviceId, _bytes(a, blob), blob.length, _ms(now), out, info));
+          final json = jsonDecode(utf8.decode(info.ref.len == 0
+              ? const <int>[]
+              : info.ref.data.asTypedList(info.ref.len))) as Map<String, dynamic>;
+          return json['kind'] == 'missing_seed'
+              ? MissingSeed(RepairRequest._fromJson(json))
+              : CommunityMessage(plaintext, json);
+        } finally {
+          _lib.spots_buffer_free(info);
+        }
+      });
+
+  /// Answers a `sender_key_request_v1` DM (its plaintext [request]) from a member device
+  /// (check the membership first): the `re_share_v1` row to post.
+  ShareRow answerSenderKeyRequest(String agentId, int deviceId, List<int> request,
+          {DateTime? now}) =>
+      using((a) => ShareRow.fromJson(_json(
+              a,
+              (out) => _lib.spots_community_answer_sender_key_request(_handle, _str(a, agentId),
+                  deviceId, _bytes(a, request), request.length, _ms(now), out))
+          as Map<String, dynamic>));
 
   static String get version => _lib.spots_core_version().cast<Utf8>().toDartString();
 }

@@ -1,6 +1,7 @@
 """The C ABI from Python (ctypes), as a second host: two devices with separate on-disk stores
 hold a DM, restart, meet a wrong key, get killed between steps and share a handle between
-threads.
+threads; an admin and two members hold a community conversation through rotations, shares,
+both blob schemes, restarts and a seed repair.
 
     python3 test_ctypes.py path/to/libspots_signal.so WORK_DIR
 
@@ -22,9 +23,14 @@ KEY_A = bytes([0xA1]) * 32
 KEY_B = bytes([0xB2]) * 32
 
 # Status codes (native/include/spots_signal.h).
-OK, DUPLICATE, MISSING_SESSIONS = 0, 21, 34
+OK, INVALID_MESSAGE, DUPLICATE, EPOCH_REJECTED, MISSING_SESSIONS = 0, 20, 21, 24, 34
+NO_SENDER_KEY_STATE = 35
 INVALID_ARGUMENT, STORE_WRONG_KEY, STORE_CORRUPT, NULL_POINTER = 41, 50, 51, 60
 NEW_SESSION = 2
+
+COMMUNITY = "c0c0c0c0-0000-4000-8000-000000000001"
+HOUR = 3_600_000
+KEY_C = bytes([0xC3]) * 32
 
 
 class Buffer(C.Structure):
@@ -45,6 +51,24 @@ class Lib:
                                          C.c_uint64, bp, C.POINTER(C.c_uint32)],
             "spots_safety_number": [h, s, C.c_uint32, bp],
             "spots_trust": [h, s, C.c_uint32, bp],
+            "spots_community_apply_epochs": [h, s, u8p, C.c_size_t, bp],
+            "spots_community_state": [h, s, bp],
+            "spots_community_rotate": [h, s, C.c_uint32, C.c_uint64, s, C.c_uint64, u8p,
+                                       C.c_size_t, C.c_uint64, bp],
+            "spots_community_share_sender_chain": [h, s, C.c_uint32, u8p, C.c_size_t,
+                                                   C.c_uint64, bp],
+            "spots_community_reset_sender_chain": [h, s, C.c_uint32, u8p, C.c_size_t,
+                                                   C.c_uint64, bp],
+            "spots_community_open_share": [h, s, C.c_uint32, s, C.c_uint32, s, s, C.c_uint8, u8p,
+                                           C.c_size_t, C.c_uint64, bp],
+            "spots_community_start_using": [h, s, C.c_uint32],
+            "spots_community_observe": [h, s, C.c_uint64, bp],
+            "spots_community_request_repair": [h, s, C.c_uint32, s, C.c_uint32, C.c_uint64, bp],
+            "spots_community_encrypt": [h, s, u8p, C.c_size_t, C.c_uint64, bp,
+                                        C.POINTER(C.c_uint32)],
+            "spots_community_decrypt": [h, s, s, C.c_uint32, u8p, C.c_size_t, C.c_uint64, bp, bp],
+            "spots_community_answer_sender_key_request": [h, s, C.c_uint32, u8p, C.c_size_t,
+                                                          C.c_uint64, bp],
         }
         for name, args in sigs.items():
             fn = getattr(lib, name)
@@ -137,6 +161,96 @@ class Device:
                                                      u8(body), len(body), NOW, C.byref(buf),
                                                      C.byref(flags)))
         return self.L.take(buf).decode(), flags.value
+
+    def dm_bytes(self, agent, data, device=1):
+        """A DM of raw bytes; returns (type, body)."""
+        [m] = self.call_json("spots_encrypt_to_agent", agent.encode(), device, u8(data),
+                             len(data), NOW)
+        return m["type"], bytes.fromhex(m["body"])
+
+    def dm_receive_bytes(self, agent, message, device=1):
+        kind, body = message
+        buf, flags = Buffer(), C.c_uint32()
+        self.check(self.lib.spots_decrypt_from_agent(self.handle, agent.encode(), device, kind,
+                                                     u8(body), len(body), NOW, C.byref(buf),
+                                                     C.byref(flags)))
+        return self.L.take(buf)
+
+    # ---- community calls ----
+
+    def apply_epochs(self, rows, community=COMMUNITY):
+        data = json.dumps(rows).encode()
+        return self.call_json("spots_community_apply_epochs", community.encode(), u8(data),
+                              len(data))
+
+    def community_state(self, community=COMMUNITY):
+        return self.call_json("spots_community_state", community.encode())
+
+    def rotate(self, epoch, recipients, now, community=COMMUNITY):
+        data = json.dumps(recipients).encode()
+        return self.call_json("spots_community_rotate", community.encode(), epoch["key_id"],
+                              epoch["rotated_at_ms"], epoch["rotation"].encode(),
+                              epoch.get("grace_until_ms") or 0, u8(data), len(data), now)
+
+    def share_sender_chain(self, key_id, recipients, now, community=COMMUNITY):
+        data = json.dumps(recipients).encode()
+        return self.call_json("spots_community_share_sender_chain", community.encode(), key_id,
+                              u8(data), len(data), now)
+
+    def open_share(self, row, now=NOW):
+        """Opens a share row as community-keys/mine returns it (the shape the sharing calls
+        produce)."""
+        body = bytes.fromhex(row["body"])
+        return self.call_json("spots_community_open_share", row["from_agent_id"].encode(),
+                              row["from_device_id"], row["community_id"].encode(),
+                              row["key_id"], row["encryption_type"].encode(),
+                              row["share_kind"].encode(), row["message_type"], u8(body),
+                              len(body), now)
+
+    def open_mine(self, rows):
+        [row] = [r for r in rows if r["to_agent_id"] == self.agent]
+        return self.open_share(row)
+
+    def start_using(self, key_id, community=COMMUNITY):
+        self.check(self.lib.spots_community_start_using(self.handle, community.encode(),
+                                                        key_id))
+
+    def observe(self, now, community=COMMUNITY):
+        return self.call_json("spots_community_observe", community.encode(), now)
+
+    def request_repair(self, key_id, agent, now, device=1, community=COMMUNITY):
+        return self.call_json("spots_community_request_repair", community.encode(), key_id,
+                              agent.encode(), device, now)
+
+    def community_encrypt(self, text, now, community=COMMUNITY):
+        data = text.encode()
+        buf, key_id = Buffer(), C.c_uint32()
+        status = self.lib.spots_community_encrypt(self.handle, community.encode(), u8(data),
+                                                  len(data), now, C.byref(buf),
+                                                  C.byref(key_id))
+        blob = self.L.take(buf)
+        self.check(status)
+        return blob, key_id.value
+
+    def community_decrypt(self, agent, blob, now, device=1, community=COMMUNITY):
+        """(info, plaintext text)."""
+        plaintext, info = Buffer(), Buffer()
+        status = self.lib.spots_community_decrypt(self.handle, community.encode(),
+                                                  agent.encode(), device, u8(blob), len(blob),
+                                                  now, C.byref(plaintext), C.byref(info))
+        text, info = self.L.take(plaintext).decode(), self.L.take(info)
+        self.check(status)
+        return json.loads(info), text
+
+    def receive(self, agent, blob, text, now, scheme=None):
+        info, got = self.community_decrypt(agent, blob, now)
+        assert info["kind"] == "message" and got == text, (info, got, text)
+        assert scheme is None or info["scheme"] == scheme, info
+        return info
+
+    def answer_sender_key_request(self, agent, request, now, device=1):
+        return self.call_json("spots_community_answer_sender_key_request", agent.encode(),
+                              device, u8(request), len(request), now)
 
 
 def read_exactly(fd, n):
@@ -330,6 +444,181 @@ class World:
         alice.close(), bob.close()
 
 
+def recipient(device, bundle_of=None):
+    """A recipients_json entry: device 1 of an agent, with a bundle when there is no session."""
+    return {"agent_id": device, "device_id": 1,
+            "bundle": bundle_of.bundle() if bundle_of else None}
+
+
+def store_bytes(path):
+    data = b""
+    for name in (path, path + "-wal"):
+        if os.path.exists(name):
+            with open(name, "rb") as f:
+                data += f.read()
+    return data
+
+
+class CommunityWorld:
+    """An admin and two members, each with its own store file (not the DM scenarios')."""
+
+    EPOCH_1 = {"key_id": 1, "rotated_at_ms": NOW, "rotation": "initial", "grace_until_ms": None}
+    EPOCH_2 = {"key_id": 2, "rotated_at_ms": NOW + HOUR, "rotation": "soft",
+               "grace_until_ms": NOW + 2 * HOUR}
+
+    def __init__(self, lib, work):
+        self.lib, self.work = lib, work
+
+    def path(self, agent):
+        return os.path.join(self.work, f"community-{agent}.db")
+
+    def open(self, agent):
+        key = {"admin": KEY_A, "bob": KEY_B, "carol": KEY_C}[agent]
+        return Device(self.lib, self.path(agent), key, agent)
+
+    def open_all(self):
+        return self.open("admin"), self.open("bob"), self.open("carol")
+
+    def conversation(self):
+        admin, bob, carol = self.open_all()
+        for device in (admin, bob, carol):
+            device.ensure_ready()
+        assert bob.community_state() is None
+        # The admin starts the first epoch from the key server's row; the shares are sealed
+        # over Signal after processing both members' bundles (PreKey messages).
+        rotation = admin.rotate(self.EPOCH_1, [recipient("bob", bob), recipient("carol", carol)],
+                                NOW)
+        assert rotation["epoch"]["epoch_id"] == "cbbe61b0-99e2-82db-968f-bc3f3535d6ec"
+        shares = rotation["shares"]
+        assert [s["message_type"] for s in shares] == [3, 3], shares
+        assert {s["share_kind"] for s in shares} == {"epoch_key_v1"}
+        for member in (bob, carol):
+            state = member.apply_epochs([self.EPOCH_1])
+            assert not state["epochs"][0]["has_epoch_key"]
+            assert member.observe(NOW) == [{"action": "fetch_my_share", "key_id": 1}]
+            opened = member.open_mine(shares)
+            assert opened["first_for_community"] and opened["from_agent_id"] == "admin"
+            assert member.observe(NOW) == [{"action": "start_using_epoch", "key_id": 1}]
+            member.start_using(1)
+
+        # The epoch scheme both ways.
+        blob, key_id = bob.community_encrypt("hello from bob", NOW + 1)
+        assert (blob[0], key_id) == (1, 1)
+        admin.receive("bob", blob, "hello from bob", NOW + 2, "epoch")
+        carol.receive("bob", blob, "hello from bob", NOW + 2, "epoch")
+        blob, _ = admin.community_encrypt("welcome", NOW + 3)
+        bob.receive("admin", blob, "welcome", NOW + 4, "epoch")
+        carol.receive("admin", blob, "welcome", NOW + 4, "epoch")
+
+        # Close every store mid-way; the members open their next step in a fresh process.
+        in_flight, _ = carol.community_encrypt("across the restart", NOW + 5)
+        for device in (admin, bob, carol):
+            device.close()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                bob = self.open("bob")
+                bob.receive("carol", in_flight, "across the restart", NOW + 6, "epoch")
+                bob.close()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        admin, bob, carol = self.open_all()
+        admin.receive("carol", in_flight, "across the restart", NOW + 6, "epoch")
+
+        # Sender-chain seeds, each sealed over Signal (bob and carol have no session yet: each
+        # other's bundle goes along), then sender-chain messages.
+        from_admin = admin.share_sender_chain(1, [recipient("bob"), recipient("carol")], NOW + 10)
+        from_bob = bob.share_sender_chain(1, [recipient("admin"), recipient("carol", carol)],
+                                          NOW + 10)
+        from_carol = carol.share_sender_chain(1, [recipient("admin"), recipient("bob", bob)],
+                                              NOW + 10)
+        assert {r["share_kind"] for r in from_admin} == {"epoch_sender_chain_seed_v1"}
+        bob.open_mine(from_admin), carol.open_mine(from_admin)
+        admin.open_mine(from_bob), carol.open_mine(from_bob)
+        admin.open_mine(from_carol), bob.open_mine(from_carol)
+        blob, key_id = admin.community_encrypt("a sender-chain message", NOW + 20)
+        assert (blob[0], key_id) == (2, 1)
+        bob.receive("admin", blob, "a sender-chain message", NOW + 21, "sender_chain")
+        carol.receive("admin", blob, "a sender-chain message", NOW + 21, "sender_chain")
+        expect_status(DUPLICATE, bob.community_decrypt, "admin", blob, NOW + 22)
+        blob, _ = bob.community_encrypt("a chain reply", NOW + 23)
+        admin.receive("bob", blob, "a chain reply", NOW + 24, "sender_chain")
+
+        # A soft rotation to epoch 2, one hour of grace for epoch 1.
+        rotated_at, grace_until = self.EPOCH_2["rotated_at_ms"], self.EPOCH_2["grace_until_ms"]
+        rotation = admin.rotate(self.EPOCH_2, [recipient("bob"), recipient("carol")], rotated_at)
+        assert rotation["epoch"]["grace_until_ms"] == grace_until
+        bob.apply_epochs([self.EPOCH_1, self.EPOCH_2])
+        assert bob.observe(rotated_at + 1) == [{"action": "fetch_my_share", "key_id": 2}]
+        bob.open_mine(rotation["shares"])
+        bob.start_using(2)
+        in_2, key_id = bob.community_encrypt("in epoch 2", rotated_at + 2)
+        assert key_id == 2
+        admin.receive("bob", in_2, "in epoch 2", rotated_at + 3, "epoch")
+        # Carol lags: her epoch-1 messages are read inside the grace window ...
+        blob, key_id = carol.community_encrypt("still in epoch 1", rotated_at + 10)
+        assert key_id == 1
+        admin.receive("carol", blob, "still in epoch 1", rotated_at + 11, "sender_chain")
+        bob.receive("carol", blob, "still in epoch 1", rotated_at + 11, "sender_chain")
+        # ... and refused after it, leaving the reader's store as it was.
+        blob, _ = carol.community_encrypt("too late", grace_until + 1)
+        before = store_bytes(self.path("admin"))
+        expect_status(EPOCH_REJECTED, admin.community_decrypt, "carol", blob, grace_until + 2)
+        assert store_bytes(self.path("admin")) == before
+        carol.close()
+        carol = self.open("carol")
+        carol.apply_epochs([self.EPOCH_2])
+        expect_status(NO_SENDER_KEY_STATE, carol.community_decrypt, "bob", in_2, rotated_at + 12)
+        carol.open_mine(rotation["shares"])
+        carol.receive("bob", in_2, "in epoch 2", rotated_at + 13, "epoch")
+        assert carol.observe(grace_until + 3) == [{"action": "start_using_epoch", "key_id": 2}]
+        carol.start_using(2)
+        blob, key_id = carol.community_encrypt("carol in epoch 2", grace_until + 3)
+        assert key_id == 2
+        bob.receive("carol", blob, "carol in epoch 2", grace_until + 4, "epoch")
+        assert carol.community_state()["sending_key_id"] == 2
+        admin.close(), bob.close(), carol.close()
+
+    def repair(self):
+        admin, bob, carol = self.open_all()
+        now = self.EPOCH_2["grace_until_ms"] + 10
+        # The admin's chain for epoch 2 reaches bob; carol's copy is lost.
+        seeds = admin.share_sender_chain(2, [recipient("bob")], now)
+        bob.open_mine(seeds)
+        first, key_id = admin.community_encrypt("first", now + 1)
+        assert (first[0], key_id) == (2, 2)
+        bob.receive("admin", first, "first", now + 2, "sender_chain")
+        info, text = carol.community_decrypt("admin", first, now + 2)
+        assert info["kind"] == "missing_seed" and info["agent_id"] == "admin" and text == "", info
+        request = bytes.fromhex(info["request"])
+        carol.close()
+        carol = self.open("carol")
+        [action] = carol.observe(now + 2 * HOUR)
+        assert action["action"] == "request_repair" and action["key_id"] == 2, action
+        # The request to send now (stamped now); observe is quiet for another hour.
+        again = carol.request_repair(2, "admin", now + 2 * HOUR)
+        assert (again["agent_id"], again["device_id"]) == ("admin", 1), again
+        request = bytes.fromhex(again["request"])
+        assert carol.observe(now + 2 * HOUR + 1) == []
+        # The request travels as a DM; the answer is a re-share for carol.
+        got = admin.dm_receive_bytes("carol", carol.dm_bytes("admin", request))
+        assert got == request
+        expect_status(INVALID_MESSAGE, admin.answer_sender_key_request, "carol", b"junk", now)
+        answer = admin.answer_sender_key_request("carol", got, now + 3)
+        assert answer["share_kind"] == "re_share_v1" and answer["to_agent_id"] == "carol"
+        carol.open_share(answer)
+        assert carol.community_state()["pending_repairs"] == []
+        expect_status(DUPLICATE, carol.community_decrypt, "admin", first, now + 4)
+        second, _ = admin.community_encrypt("second", now + 5)
+        carol.receive("admin", second, "second", now + 6, "sender_chain")
+        bob.receive("admin", second, "second", now + 6, "sender_chain")
+        admin.close(), bob.close(), carol.close()
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
@@ -337,6 +626,7 @@ def main():
     lib, work = Lib(sys.argv[1]), sys.argv[2]
     os.makedirs(work, exist_ok=True)
     world = World(lib, work)
+    community = CommunityWorld(lib, work)
     scenarios = [
         ("two devices on disk: publish, bundle, PreKey message, reply, safety numbers",
          world.first_contact),
@@ -344,6 +634,11 @@ def main():
         ("wrong store key and a damaged file: typed errors, files intact", world.wrong_key),
         ("killed between and during operations: nothing lost or half-written", world.killed),
         ("one handle from two threads at once", world.threads),
+        ("community: admin + two members on disk, epoch 1 shared over Signal (bundles "
+         "processed), epoch-scheme messages both ways, a restart in a new process, sender-chain "
+         "seeds and messages, soft rotation to epoch 2 (epoch 1 read in grace, refused after)",
+         community.conversation),
+        ("community: seed repair through a DM, across a restart", community.repair),
     ]
     passed = failed = 0
     for name, run in scenarios:
