@@ -5,7 +5,6 @@
 // messages, a hard rotation that removes a member and a soft rotation with its grace window.
 // Every step checks what it expects and throws otherwise, so the demo is also a test.
 import { asRole, closePools } from "../_shared/db.ts";
-import type { OutgoingMessage, PreKeyBundleJson } from "../_shared/wasm/spots_crypto_wasm.d.ts";
 import { core } from "../_shared/wasm.ts";
 import {
   admin,
@@ -24,42 +23,32 @@ import { nativeCoreVersion, NativeDevice } from "./native_device.ts";
 
 type Log = (line: string) => void;
 
-/** What both builds offer for DMs (the WASM `Device` and the native `NativeDevice`). */
-interface DmDevice {
-  ensureReady(nowMs: number): { upload: string };
-  processBundle(
-    agentId: string,
-    deviceId: number,
-    bundle: PreKeyBundleJson,
-    nowMs: number,
-  ): unknown;
-  encrypt(
-    agentId: string,
-    target: number | "all",
-    plaintext: Uint8Array,
-    nowMs: number,
-  ): OutgoingMessage[];
-  decrypt(
-    agentId: string,
-    deviceId: number,
-    messageType: number,
-    body: Uint8Array,
-    nowMs: number,
-  ): { plaintext: Uint8Array };
-}
+/** What both builds offer (the WASM `Device` and the native `NativeDevice`, same shapes). */
+type Device = Pick<
+  NativeDevice,
+  | "ensureReady"
+  | "processBundle"
+  | "encrypt"
+  | "decrypt"
+  | "communityApplyEpochs"
+  | "communityRotate"
+  | "communityStartSenderChain"
+  | "communityOpenShare"
+  | "communityStartUsing"
+  | "communityEncrypt"
+  | "communityDecrypt"
+>;
 
 /** A simulated device: a person's phone or laptop, native or WASM. */
-type Actor = {
+type Member = {
   name: string;
   user: User;
   agentId: string;
   deviceId: number;
   kind: "native" | "wasm";
-  device: DmDevice;
+  device: Device;
+  free(): void;
 };
-
-/** A device taking part in the community (the WASM build's community API). */
-type Member = Actor & { device: core.Device };
 
 const text = (s: string) => new TextEncoder().encode(s);
 const read = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -117,18 +106,20 @@ async function scenario(log: Log, workDir: string): Promise<Outcome> {
     user: User,
     deviceId: number,
     kind: "native" | "wasm",
-  ): Actor => {
+  ): Member => {
     const agentId = `${user.tag}-agent`;
-    const device = kind === "native"
-      ? NativeDevice.open(`${workDir}/${name}.db`, storeKey, agentId, deviceId)
-      : core.Device.create(agentId, deviceId);
-    return { name, user, agentId, deviceId, kind, device };
+    if (kind === "native") {
+      const device = NativeDevice.open(`${workDir}/${name}.db`, storeKey, agentId, deviceId);
+      return { name, user, agentId, deviceId, kind, device, free: () => device.close() };
+    }
+    const device = core.Device.create(agentId, deviceId);
+    return { name, user, agentId, deviceId, kind, device, free: () => device.free() };
   };
   const alicePhone = actor("alice-phone", alice, 1, "native");
-  const aliceLaptop = actor("alice-laptop", alice, 2, "wasm") as Member;
-  const bobPhone = actor("bob-phone", bob, 1, "wasm") as Member;
+  const aliceLaptop = actor("alice-laptop", alice, 2, "wasm");
+  const bobPhone = actor("bob-phone", bob, 1, "wasm");
   const bobTablet = actor("bob-tablet", bob, 2, "native");
-  const carolPhone = actor("carol-phone", carol, 1, "wasm") as Member;
+  const carolPhone = actor("carol-phone", carol, 1, "wasm");
   const everyone = [alicePhone, aliceLaptop, bobPhone, bobTablet, carolPhone];
 
   for (const a of everyone) {
@@ -193,7 +184,7 @@ async function scenario(log: Log, workDir: string): Promise<Outcome> {
 
   // --- Direct messages with multi-device fan-out ---------------------------------------------
   /** Fetches `target`'s bundles (one device or all) and starts sessions with them. */
-  const connect = async (from: Actor, target: Actor, device: number | "all" = "all") => {
+  const connect = async (from: Member, target: Member, device: number | "all" = "all") => {
     const fetched = ok(
       await call("prekeys/fetch", {
         jwt: from.user.jwt,
@@ -214,7 +205,7 @@ async function scenario(log: Log, workDir: string): Promise<Outcome> {
     );
   };
 
-  const send = async (from: Actor, to: Actor, message: string) => {
+  const send = async (from: Member, to: Member, message: string) => {
     const envelopes = from.device.encrypt(to.agentId, "all", text(message), now());
     ok(
       await call("dm/send", {
@@ -239,7 +230,7 @@ async function scenario(log: Log, workDir: string): Promise<Outcome> {
     );
   };
 
-  const receive = async (a: Actor, expected: string) => {
+  const receive = async (a: Member, expected: string) => {
     const inbox = ok(
       await call(`dm/inbox?agent_id=${a.agentId}&device_id=${a.deviceId}`, { jwt: a.user.jwt }),
       `${a.name} inbox`,
@@ -400,29 +391,39 @@ async function scenario(log: Log, workDir: string): Promise<Outcome> {
       `${m.name} reads "${expected}"`,
     );
     outcome.communityMessagesRead++;
-    log(`  ${m.name} read "${expected}" (epoch ${got.kind === "message" ? got.keyId : "?"})`);
+    log(
+      `  ${m.name} (${m.kind}) read "${expected}" (epoch ${
+        got.kind === "message" ? got.keyId : "?"
+      })`,
+    );
   };
 
-  const first = await currentEpoch(communityId);
+  const readAll = async (list: Member[], message: string) => {
+    for (const m of list) await readLatest(m, message);
+  };
+  const openAll = async (list: Member[], minKeyId: number, startUsing?: number) => {
+    for (const m of list) {
+      log(`  ${m.name} (${m.kind}) opened ${await openShares(m, minKeyId)}`);
+      if (startUsing) m.device.communityStartUsing(communityId, startUsing);
+    }
+  };
+
+  // Epoch 1 is the community's first: Alice's laptop draws its key for the server's row.
+  const members1 = [alicePhone, bobPhone, bobTablet, carolPhone];
   const rotation1 = aliceLaptop.device.communityRotate(
     communityId,
-    first,
-    await recipientsFor(aliceLaptop, [bobPhone, carolPhone]),
+    await currentEpoch(communityId),
+    await recipientsFor(aliceLaptop, members1),
     now(),
   );
   ok(await postShares(aliceLaptop, 1, rotation1.shares), "epoch 1 shares");
   log(
-    `alice-laptop drew the key of epoch 1 (id ${rotation1.epoch.epochId}) and sealed it as ` +
-      `${rotation1.shares.length} Signal messages (${
-        rotation1.shares.map((s) => `type ${s.messageType}`)
-      })`,
+    `alice-laptop drew the key of epoch 1 (id ${rotation1.epoch.epochId}) and sealed it for ` +
+      `${rotation1.shares.length} devices as Signal messages (her own phone included)`,
   );
-  for (const m of [bobPhone, carolPhone]) {
-    log(`  ${m.name} opened ${await openShares(m, 1)}`);
-    m.device.communityStartUsing(communityId, 1);
-  }
+  await openAll(members1, 1, 1);
   await post(aliceLaptop, "Welcome to the hiking club!");
-  for (const m of [bobPhone, carolPhone]) await readLatest(m, "Welcome to the hiking club!");
+  await readAll(members1, "Welcome to the hiking club!");
 
   // A plaintext key never gets in: the gateway refuses a share that is not a Signal message.
   const plaintext = await postShares(aliceLaptop, 1, [{
@@ -435,27 +436,27 @@ async function scenario(log: Log, workDir: string): Promise<Outcome> {
     `a share that is not a Signal message is refused: ${plaintext.status} ${plaintext.body.error.code}`,
   );
 
-  // --- Sender chains: Bob signs his messages; forgery by other members is impossible ---------
-  const seeds = bobPhone.device.communityStartSenderChain(
+  // --- Sender chains: Bob's tablet signs its messages; no other member can forge them --------
+  const chainReaders = [alicePhone, aliceLaptop, bobPhone, carolPhone];
+  const seeds = bobTablet.device.communityStartSenderChain(
     communityId,
     1,
-    await recipientsFor(bobPhone, [aliceLaptop, carolPhone]),
+    await recipientsFor(bobTablet, chainReaders),
     now(),
   );
-  ok(await postShares(bobPhone, 1, seeds), "sender-chain seeds");
+  ok(await postShares(bobTablet, 1, seeds), "sender-chain seeds");
   log(
-    `bob-phone started his sender chain in epoch 1 and shared its seed with ${seeds.length} devices`,
+    `bob-tablet started its sender chain in epoch 1 and shared the seed with ${seeds.length} devices`,
   );
-  for (const m of [aliceLaptop, carolPhone]) log(`  ${m.name} opened ${await openShares(m, 1)}`);
-  await post(bobPhone, "Bringing snacks for everyone");
-  for (const m of [aliceLaptop, carolPhone]) await readLatest(m, "Bringing snacks for everyone");
+  await openAll(chainReaders, 1);
+  await post(bobTablet, "Bringing snacks for everyone");
+  await readAll(chainReaders, "Bringing snacks for everyone");
 
-  // --- Hard rotation: Carol leaves; she gets nothing of epoch 2 ------------------------------
-  await admin()`update public.community_members set removed_at = now()
-    where community_id = ${communityId} and user_id = ${carol.id}`;
-  /** Alice's laptop asks the key server for a new epoch, draws its key and shares it with
-   * `members` over Signal. Returns the server's answer and the device's rotation. */
-  const rotate = async (kind: "hard" | "soft", members: Member[], extra = {}) => {
+  // --- Rotations go through the key server, which names the devices to share with -----------
+  const byAddress = new Map(everyone.map((m) => [`${m.agentId}.${m.deviceId}`, m]));
+  /** Alice's laptop asks the key server for a new epoch, draws its key and shares it over
+   * Signal with every device the server names (all current members' devices but itself). */
+  const rotate = async (kind: "hard" | "soft", extra = {}) => {
     const answer = ok(
       await call("community-keys/rotate", {
         jwt: alice.jwt,
@@ -469,23 +470,29 @@ async function scenario(log: Log, workDir: string): Promise<Outcome> {
       }),
       `${kind} rotation`,
     );
+    const named: Member[] = answer.body.recipients
+      .map((r: { agent_id: string; device_id: number }) =>
+        byAddress.get(`${r.agent_id}.${r.device_id}`)
+      )
+      .filter((m: Member | undefined) => m && m !== aliceLaptop);
     const rotation = aliceLaptop.device.communityRotate(
       communityId,
       epochRow(answer.body.epoch),
-      members.map((m) => ({ agentId: m.agentId, deviceId: m.deviceId })),
+      named.map((m) => ({ agentId: m.agentId, deviceId: m.deviceId })),
       now(),
     );
-    ok(await postShares(aliceLaptop, rotation.epoch.keyId, rotation.shares), `epoch shares`);
-    return { answer, rotation };
+    ok(await postShares(aliceLaptop, rotation.epoch.keyId, rotation.shares), "epoch shares");
+    return { answer, rotation, named };
   };
-  const { answer: hard, rotation: rotation2 } = await rotate("hard", [bobPhone]);
-  const recipients2 = hard.body.recipients.map((r: { agent_id: string; device_id: number }) =>
-    `${nameOf(r.agent_id)}.${r.device_id}`
-  );
-  expect(!recipients2.includes("carol.1"), "the removed member is no recipient");
+
+  // --- Hard rotation: Carol leaves; she gets nothing of epoch 2 ------------------------------
+  await admin()`update public.community_members set removed_at = now()
+    where community_id = ${communityId} and user_id = ${carol.id}`;
+  const { rotation: rotation2, named: members2 } = await rotate("hard");
+  expect(!members2.includes(carolPhone), "the removed member is no recipient");
   log(
-    `Carol was removed; hard rotation to epoch ${rotation2.epoch.keyId}: the key server names ` +
-      `[${recipients2}] as the devices to share with (none of Carol's); the key was sealed for bob.1`,
+    `Carol was removed; hard rotation to epoch ${rotation2.epoch.keyId}: the key server named ` +
+      `[${members2.map((m) => m.name)}] (none of Carol's devices) and the new key went to them`,
   );
   const toCarol = await postShares(aliceLaptop, 2, [{
     ...rotation2.shares[0],
@@ -494,10 +501,9 @@ async function scenario(log: Log, workDir: string): Promise<Outcome> {
   expect(toCarol.status === 409, "no share of the new epoch for a removed member");
   outcome.refusals.push("share to removed member");
   log(`  a share of epoch 2 for Carol is refused: ${toCarol.status} ${toCarol.body.error.code}`);
-  log(`  bob-phone opened ${await openShares(bobPhone, 2)}`);
-  bobPhone.device.communityStartUsing(communityId, 2);
+  await openAll(members2, 2, 2);
   await post(aliceLaptop, "Carol moved away; new key for epoch 2");
-  await readLatest(bobPhone, "Carol moved away; new key for epoch 2");
+  await readAll(members2, "Carol moved away; new key for epoch 2");
   const carolSees = await asRole(
     "authenticated",
     { sub: carol.id, role: "authenticated" },
@@ -513,7 +519,7 @@ async function scenario(log: Log, workDir: string): Promise<Outcome> {
     carolPhone.device.communityDecrypt(
       communityId,
       aliceLaptop.agentId,
-      2,
+      aliceLaptop.deviceId,
       new Uint8Array(leaked.ciphertext),
       now(),
     );
@@ -528,22 +534,17 @@ async function scenario(log: Log, workDir: string): Promise<Outcome> {
   );
 
   // --- Soft rotation: epoch 3 with a grace window; epoch 2 still accepted meanwhile ----------
-  const { answer: soft } = await rotate("soft", [bobPhone], { grace_seconds: 3600 });
+  const { answer: soft, named: members3 } = await rotate("soft", { grace_seconds: 3600 });
   log(
     `soft rotation to epoch 3 with a one-hour grace window (until ${soft.body.epoch.grace_until})`,
   );
-  // Bob has not picked up his share yet: he still sends in epoch 2, which stays open.
-  await post(bobPhone, "Still on the old key, that's fine");
-  await readLatest(aliceLaptop, "Still on the old key, that's fine");
-  log(`  bob-phone opened ${await openShares(bobPhone, 3)} (silent rekey, no user step)`);
-  bobPhone.device.communityStartUsing(communityId, 3);
+  // Bob's tablet has not picked up its share yet: it still sends in epoch 2, which stays open.
+  await post(bobTablet, "Still on the old key, that's fine");
+  await readAll([aliceLaptop, alicePhone], "Still on the old key, that's fine");
+  await openAll(members3, 3, 3);
   await post(bobPhone, "Now on epoch 3");
-  await readLatest(aliceLaptop, "Now on epoch 3");
+  await readAll([aliceLaptop, alicePhone, bobTablet], "Now on epoch 3");
 
-  for (const a of everyone) {
-    if (a.device instanceof NativeDevice) a.device.close();
-    else (a.device as core.Device).free();
-  }
-  (strangerDevice.device as core.Device).free();
+  for (const a of [...everyone, strangerDevice]) a.free();
   return outcome;
 }

@@ -10,8 +10,8 @@ Deno.test("devices of both builds hold DMs, fan-out, community chat and rotation
   try {
     const outcome = await runScenario((line) => lines.push(line), workDir);
     assert.equal(outcome.dmsDelivered, 6);
-    assert.equal(outcome.communityMessagesRead, 7);
-    assert.equal(outcome.sharesOpened, 6);
+    assert.equal(outcome.communityMessagesRead, 16);
+    assert.equal(outcome.sharesOpened, 14);
     assert.deepEqual(outcome.refusals, [
       "stranger fetch",
       "plaintext share",
