@@ -527,7 +527,9 @@ SpotsStatus spots_community_decrypt(const struct SpotsTransport *handle,
 // the requester is a member device of the community: the library does not know the
 // membership. Not a request: `INVALID_MESSAGE` (undecodable) or `INVALID_ARGUMENT` (another
 // envelope kind); an epoch that no longer accepts messages is not re-shared
-// (`EPOCH_REJECTED`); no chain of ours in it: `NO_SENDER_KEY_STATE`. One transaction.
+// (`EPOCH_REJECTED`); no chain of ours in it: `NO_SENDER_KEY_STATE`; no session with the
+// requester (its request came over one, so only if that session was since removed):
+// `MISSING_SESSIONS`. One transaction.
 //
 // # Safety
 // `handle` is an open handle; `requester_agent_id` NUL-terminated; `request` points to
