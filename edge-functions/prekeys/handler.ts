@@ -124,11 +124,8 @@ const UNAVAILABLE = new HttpError(
   "no prekeys are available for this target",
 );
 
-type FetchRow = {
-  device_ok: boolean;
-  facts: Parameters<typeof core.evaluateEligibility>[0] | null;
-  contact_allowed: boolean | null;
-  rate_allowed: boolean | null;
+type ClaimRow = {
+  rate_allowed: boolean;
   rate_capacity: number;
   rate_remaining: number;
   rate_reset_seconds: number;
@@ -136,14 +133,6 @@ type FetchRow = {
   /** JSON text of the claimed bundles ("[]" when none), spliced into the answer as is. */
   bundles: string;
 };
-
-/** The policy refused what the database allowed: roll the claim back. */
-class PolicyRefused extends Error {}
-
-type Outcome =
-  | { kind: "device_not_owned" }
-  | { kind: "answer"; rate: RateLimitState; bundles: string }
-  | { kind: "refused" };
 
 async function fetchForContact(req: Request, started: number): Promise<Response> {
   const caller = await authenticateUser(req);
@@ -156,48 +145,37 @@ async function fetchForContact(req: Request, started: number): Promise<Response>
   const invite = input.optionalString(body.invite_token, "invite_token", 256);
   const sql = serviceDb();
 
-  // One statement, in a transaction committed only once the policy has decided: the caller's
-  // agent and device, both rate-limit buckets, the facts (nothing about the target's existence
-  // among them), the database's own verdict on them and, if that allows, the claim.
-  const outcome = await keyserver(async () => {
-    try {
-      return await sql.begin(async (tx): Promise<Outcome> => {
-        const [row] = await tx<FetchRow[]>`select * from keyserver.gateway_prekey_fetch(
-            ${caller.userId}::uuid, ${me.agentId}, ${me.deviceId}::integer, ${target},
-            ${targetDevice}::integer, ${invite})`;
-        if (!row.device_ok) return { kind: "device_not_owned" };
-        const rate = rateOf(row);
-        if (!rate.allowed || !row.facts) return { kind: "answer", rate, bundles: "[]" };
-        const decision = core.evaluateEligibility(row.facts);
-        // The policy (the first wall) refuses what the database allowed: nothing may be handed
-        // out or used up, so undo the claim (and the invite) by rolling back.
-        if (!decision.allowed && row.contact_allowed) throw new PolicyRefused();
-        return { kind: "answer", rate, bundles: decision.allowed ? row.bundles : "[]" };
-      }) as Outcome;
-    } catch (error) {
-      if (error instanceof PolicyRefused) return { kind: "refused" } as Outcome;
-      throw error;
-    }
-  });
-
-  let rate: RateLimitState;
-  let bundles = "[]";
-  if (outcome.kind === "device_not_owned") {
+  // Facts (nothing about the target's existence among them) and the caller's own device.
+  const [facts] = await keyserver(() =>
+    sql`select keyserver.eligibility_facts(${caller.userId}::uuid, ${me.agentId}, ${target},
+              ${invite}) as facts,
+            exists (select 1 from public.agent_devices d where d.agent_id = ${me.agentId}
+                    and d.device_id = ${me.deviceId} and d.user_id = ${caller.userId}::uuid
+                    and d.revoked_at is null) as device_ok`
+  );
+  if (!facts.device_ok) {
     throw new HttpError(403, "device_not_owned", "not an active device of yours");
-  } else if (outcome.kind === "refused") {
-    // Same buckets, same cost, same headers as any other fetch.
-    const [row] = await keyserver(() =>
-      sql`select keyserver.prekey_fetch_rate_limit(${caller.userId}::uuid, ${target}) as r`
-    );
-    rate = row.r;
-  } else {
-    rate = outcome.rate;
-    bundles = outcome.bundles;
   }
+  const decision = core.evaluateEligibility(facts.facts);
+
+  // One statement whatever the decision: both buckets, consumed the same way; then, only if the
+  // policy allowed, the database's own recheck of the facts and the claim.
+  const [row] = await keyserver(() =>
+    sql<ClaimRow[]>`select * from keyserver.gateway_prekey_claim(${caller.userId}::uuid,
+              ${me.agentId}, ${target}, ${targetDevice}::integer, ${invite},
+              ${decision.allowed}::boolean)`
+  );
+  const rate: RateLimitState = {
+    allowed: row.rate_allowed,
+    capacity: row.rate_capacity,
+    remaining: row.rate_remaining,
+    reset_seconds: row.rate_reset_seconds,
+    retry_after_seconds: row.rate_retry_after_seconds,
+  };
   let response: Response;
   if (!rate.allowed) {
     response = errorResponse(rateLimited(rate));
-  } else if (bundles === "[]") {
+  } else if (row.bundles === "[]") {
     response = errorResponse(
       new HttpError(
         UNAVAILABLE.status,
@@ -209,22 +187,12 @@ async function fetchForContact(req: Request, started: number): Promise<Response>
   } else {
     // The bundles are the database's JSON text: no parse and re-serialisation here.
     response = new Response(
-      `{"target_agent_id":${JSON.stringify(target)},"bundles":${bundles}}`,
+      `{"target_agent_id":${JSON.stringify(target)},"bundles":${row.bundles}}`,
       { status: 200, headers: { ...jsonHeaders, ...rateLimitHeaders(rate) } },
     );
   }
   await padUntil(started);
   return response;
-}
-
-function rateOf(row: FetchRow): RateLimitState {
-  return {
-    allowed: row.rate_allowed === true,
-    capacity: row.rate_capacity,
-    remaining: row.rate_remaining,
-    reset_seconds: row.rate_reset_seconds,
-    retry_after_seconds: row.rate_retry_after_seconds,
-  };
 }
 
 async function padUntil(started: number): Promise<void> {
