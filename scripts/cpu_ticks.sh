@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cpu_ticks.sh PG_PID GATEWAY_PID SELF_PID: one line "pg gateway self busy idle" of cumulative
-# clock ticks (user + system) read from /proc: the postmaster PG_PID and its children, the
-# gateway, the caller, and the whole machine (busy = user nice system irq softirq steal; idle =
+# clock ticks (user + system) read from /proc: the postmaster PG_PID and its children (live and
+# exited), the gateway, the caller, and the whole machine (busy = user nice system irq softirq steal; idle =
 # idle iowait). Used by edge-functions/bench/gateway_load.ts (Deno reads /proc only with
 # --allow-all).
 set -euo pipefail
@@ -13,7 +13,10 @@ for stat in /proc/[0-9]*/stat; do
   printf '%s %s\n' "${pid%/stat}" "${line##*) }"
 done | awk -v pg="$pg_pid" -v gw="$gw_pid" -v me="$self_pid" '
   { t = $13 + $14 }
-  $1 == pg || $3 == pg { pgt += t }
+  # The postmaster also carries the time of the children it reaped (cutime + cstime): backends
+  # that exited meanwhile still count.
+  $1 == pg { pgt += t + $15 + $16 }
+  $3 == pg { pgt += t }
   $1 == gw { gwt = t }
   $1 == me { met = t }
   END {

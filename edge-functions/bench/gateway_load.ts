@@ -83,7 +83,7 @@ type Result = {
 // --allow-all): clock ticks of the stack's Postgres (the postmaster named by SPOTS_BENCH_PG_PID
 // and its children: backends, autovacuum, checkpointer, ...), the gateway
 // (SPOTS_BENCH_GATEWAY_PID), this process, and the whole machine. Backends that exit during a
-// phase lose their ticks; the pools keep theirs open, so that is negligible.
+// phase still count (the postmaster's reaped-children time).
 type CpuSample = { pg: number; gateway: number; self: number; busy: number; idle: number };
 type CpuUse = CpuSample & { seconds: number };
 const TICKS_PER_SECOND = 100;
