@@ -9,11 +9,19 @@ import { HttpError } from "./http.ts";
 let pool: postgres.Sql | null = null;
 let servicePool: postgres.Sql | null = null;
 
+/**
+ * Connections per pool. Small on purpose: a statement holds its connection only while Postgres
+ * runs it, concurrent requests' statements queue and pipeline on the open connections, and more
+ * backends than cores only add context switches. On the 2-core bench machine 2 to 4 connections
+ * cost Postgres and the gateway less CPU per prekey fetch than 10 (BENCHMARKS.md, Gateway).
+ */
+const POOL_SIZE = Number(Deno.env.get("SPOTS_DB_POOL_SIZE") ?? "4");
+
 function open(role?: string): postgres.Sql {
   const url = Deno.env.get("SUPABASE_DB_URL");
   if (!url) throw new Error("SUPABASE_DB_URL is not set");
   return postgres(url, {
-    max: Number(Deno.env.get("SPOTS_DB_POOL_SIZE") ?? "10"),
+    max: POOL_SIZE,
     idle_timeout: 20,
     connect_timeout: 5,
     prepare: true,

@@ -21,11 +21,14 @@ export class HttpError extends Error {
   }
 }
 
+/** The headers of every JSON answer. */
+export const jsonHeaders: Record<string, string> = {
+  ...corsHeaders,
+  "Content-Type": "application/json",
+};
+
 export function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { ...corsHeaders, "Content-Type": "application/json", ...headers },
-  });
+  return new Response(JSON.stringify(body), { status, headers: { ...jsonHeaders, ...headers } });
 }
 
 export function errorResponse(error: HttpError): Response {

@@ -7,7 +7,11 @@
 // 3. POST dm/send (one genuine PreKey message per batch) at 16 connections, same duration.
 //
 // Rate limits, stock and inbox caps are raised in keyserver.settings for the run and restored.
-// Prints req/s, p50, p99 and errors for each phase.
+// After the bulk insert the bundle table is vacuumed and analysed and a checkpoint is taken, so
+// the fetch phase does not measure the aftermath of the setup (autovacuum of 64,000 fresh rows).
+// Prints req/s, p50, p99 and errors for each phase, and where the CPU went during it (from /proc:
+// the stack's Postgres processes, the gateway, this load generator, everything else), per
+// request. SPOTS_BENCH_PHASES selects phases (default "fetch,send").
 
 import { core } from "../_shared/wasm.ts";
 import {
@@ -27,6 +31,7 @@ import {
 const SECONDS = Number(Deno.env.get("SPOTS_BENCH_SECONDS") ?? "20");
 const CONNECTIONS = Number(Deno.env.get("SPOTS_BENCH_CONNECTIONS") ?? "16");
 const MAX_REQUESTS = 200_000;
+const PHASES = new Set((Deno.env.get("SPOTS_BENCH_PHASES") ?? "fetch,send").split(","));
 const TARGETS = 64;
 const STOCK = 1000;
 
@@ -67,11 +72,52 @@ function wasmCost(): void {
   );
 }
 
-type Result = { latencies: number[]; errors: Map<number, number>; seconds: number };
+type Result = {
+  latencies: number[];
+  errors: Map<number, number>;
+  seconds: number;
+  cpu: CpuUse | null;
+};
+
+// CPU accounting from /proc (Linux), read by scripts/cpu_ticks.sh (Deno reads /proc only with
+// --allow-all): clock ticks of the stack's Postgres (the postmaster named by SPOTS_BENCH_PG_PID
+// and its children: backends, autovacuum, checkpointer, ...), the gateway
+// (SPOTS_BENCH_GATEWAY_PID), this process, and the whole machine. Backends that exit during a
+// phase still count (the postmaster's reaped-children time).
+type CpuSample = { pg: number; gateway: number; self: number; busy: number; idle: number };
+type CpuUse = CpuSample & { seconds: number };
+const TICKS_PER_SECOND = 100;
+const CPU_TICKS = new URL("../../scripts/cpu_ticks.sh", import.meta.url).pathname;
+
+async function cpuSample(): Promise<CpuSample | null> {
+  const pgPid = Deno.env.get("SPOTS_BENCH_PG_PID");
+  const gatewayPid = Deno.env.get("SPOTS_BENCH_GATEWAY_PID");
+  if (!pgPid || !gatewayPid) return null;
+  const out = await new Deno.Command(CPU_TICKS, { args: [pgPid, gatewayPid, String(Deno.pid)] })
+    .output();
+  if (!out.success) return null;
+  const [pg, gateway, self, busy, idle] = new TextDecoder().decode(out.stdout).trim().split(" ")
+    .map(Number);
+  return { pg, gateway, self, busy, idle };
+}
+
+async function cpuSince(before: CpuSample | null, seconds: number): Promise<CpuUse | null> {
+  const after = await cpuSample();
+  if (!before || !after) return null;
+  return {
+    pg: after.pg - before.pg,
+    gateway: after.gateway - before.gateway,
+    self: after.self - before.self,
+    busy: after.busy - before.busy,
+    idle: after.idle - before.idle,
+    seconds,
+  };
+}
 
 async function load(makeRequest: (worker: number) => () => Promise<Response>): Promise<Result> {
   const latencies: number[] = [];
   const errors = new Map<number, number>();
+  const cpuBefore = await cpuSample();
   const deadline = performance.now() + SECONDS * 1000;
   const started = performance.now();
   let issued = 0;
@@ -90,7 +136,8 @@ async function load(makeRequest: (worker: number) => () => Promise<Response>): P
       }
     }),
   );
-  return { latencies, errors, seconds: (performance.now() - started) / 1000 };
+  const seconds = (performance.now() - started) / 1000;
+  return { latencies, errors, seconds, cpu: await cpuSince(cpuBefore, seconds) };
 }
 
 function report(name: string, r: Result): void {
@@ -102,6 +149,23 @@ function report(name: string, r: Result): void {
       percentile(r.latencies, 99).toFixed(2)
     } ms, non-200: ${errors} (${CONNECTIONS} connections)`,
   );
+  if (!r.cpu) return;
+  // Ticks are 10 ms; per request in ms of CPU time, and as cores busy on average.
+  const n = r.latencies.length;
+  const perRequest = (ticks: number) => ((ticks * 1000) / TICKS_PER_SECOND / n).toFixed(3);
+  const cores = (ticks: number) => (ticks / TICKS_PER_SECOND / r.cpu!.seconds).toFixed(2);
+  const other = r.cpu.busy - r.cpu.pg - r.cpu.gateway - r.cpu.self;
+  console.log(
+    `${name} cpu per request: postgres ${perRequest(r.cpu.pg)} ms, gateway ${
+      perRequest(r.cpu.gateway)
+    } ms, load generator ${perRequest(r.cpu.self)} ms, rest of the machine ${
+      perRequest(Math.max(0, other))
+    } ms; cores busy: postgres ${cores(r.cpu.pg)}, gateway ${
+      cores(r.cpu.gateway)
+    }, load generator ${cores(r.cpu.self)}, other ${cores(Math.max(0, other))}, idle ${
+      cores(r.cpu.idle)
+    }`,
+  );
 }
 
 async function main(): Promise<void> {
@@ -109,7 +173,7 @@ async function main(): Promise<void> {
   const url = (path: string) => `${env("GATEWAY_URL")}/functions/v1/${path}`;
 
   // Callers and targets.
-  const callers = [];
+  const callers: Awaited<ReturnType<typeof sqlMember>>[] = [];
   for (let i = 0; i < CONNECTIONS; i++) callers.push(await sqlMember("bench-c"));
   const targetUser = await newUser("bench-t");
   const source = await publishedDevice(targetUser);
@@ -135,6 +199,15 @@ async function main(): Promise<void> {
         key_id, kind, bundle_json) select ${targetUser.id}, ${agent}, 1, k, 'one_time',
         ${bundle.bundle_json} from generate_series(1, ${STOCK}) k`;
     }
+    // The bulk insert above leaves 64,000 fresh rows for autovacuum; settle that first.
+    await admin()`vacuum (analyze) public.signal_prekey_bundles_v2`;
+    await admin()`checkpoint`;
+    if (PHASES.has("fetch")) await fetchPhase();
+    if (PHASES.has("send")) await sendPhase();
+  });
+  await closeAdmin();
+
+  async function fetchPhase(): Promise<void> {
     const fetches = await load((worker) => {
       const caller = callers[worker];
       let i = worker;
@@ -154,7 +227,9 @@ async function main(): Promise<void> {
         });
     });
     report("prekeys/fetch", fetches);
+  }
 
+  async function sendPhase(): Promise<void> {
     const message = genuineMessage();
     const sends = await load((worker) => {
       const caller = callers[worker];
@@ -179,8 +254,7 @@ async function main(): Promise<void> {
         });
     });
     report("dm/send", sends);
-  });
-  await closeAdmin();
+  }
 }
 
 await main();

@@ -6,7 +6,7 @@
 //                          invite_token?}
 //   GET  prekeys/stock?agent_id=&device_id=
 
-import { errorResponse, HttpError, json, readJsonBody } from "../_shared/http.ts";
+import { errorResponse, HttpError, json, jsonHeaders, readJsonBody } from "../_shared/http.ts";
 import { makeHandler, methodNotAllowed, notFound } from "../_shared/serve.ts";
 import { asRole, keyserver, keyserverError, serviceDb } from "../_shared/db.ts";
 import { authenticateUser } from "../_shared/auth.ts";
@@ -124,6 +124,16 @@ const UNAVAILABLE = new HttpError(
   "no prekeys are available for this target",
 );
 
+type ClaimRow = {
+  rate_allowed: boolean;
+  rate_capacity: number;
+  rate_remaining: number;
+  rate_reset_seconds: number;
+  rate_retry_after_seconds: number;
+  /** JSON text of the claimed bundles ("[]" when none), spliced into the answer as is. */
+  bundles: string;
+};
+
 async function fetchForContact(req: Request, started: number): Promise<Response> {
   const caller = await authenticateUser(req);
   const body = await readJsonBody(req);
@@ -148,26 +158,24 @@ async function fetchForContact(req: Request, started: number): Promise<Response>
   }
   const decision = core.evaluateEligibility(facts.facts);
 
-  let rate: RateLimitState;
-  let bundles: unknown[] = [];
-  if (decision.allowed) {
-    const [row] = await keyserver(() =>
-      sql`select keyserver.get_prekey_bundle_for_contact_v1(${caller.userId}::uuid,
-                ${me.agentId}, ${target}, ${targetDevice}, ${invite}) as r`
-    );
-    rate = row.r.rate_limit;
-    bundles = row.r.bundles;
-  } else {
-    // Same buckets, same cost, same headers as an allowed fetch.
-    const [row] = await keyserver(() =>
-      sql`select keyserver.prekey_fetch_rate_limit(${caller.userId}::uuid, ${target}) as r`
-    );
-    rate = row.r;
-  }
+  // One statement whatever the decision: both buckets, consumed the same way; then, only if the
+  // policy allowed, the database's own recheck of the facts and the claim.
+  const [row] = await keyserver(() =>
+    sql<ClaimRow[]>`select * from keyserver.gateway_prekey_claim(${caller.userId}::uuid,
+              ${me.agentId}, ${target}, ${targetDevice}::integer, ${invite},
+              ${decision.allowed}::boolean)`
+  );
+  const rate: RateLimitState = {
+    allowed: row.rate_allowed,
+    capacity: row.rate_capacity,
+    remaining: row.rate_remaining,
+    reset_seconds: row.rate_reset_seconds,
+    retry_after_seconds: row.rate_retry_after_seconds,
+  };
   let response: Response;
   if (!rate.allowed) {
     response = errorResponse(rateLimited(rate));
-  } else if (bundles.length === 0) {
+  } else if (row.bundles === "[]") {
     response = errorResponse(
       new HttpError(
         UNAVAILABLE.status,
@@ -177,7 +185,11 @@ async function fetchForContact(req: Request, started: number): Promise<Response>
       ),
     );
   } else {
-    response = json({ target_agent_id: target, bundles }, 200, rateLimitHeaders(rate));
+    // The bundles are the database's JSON text: no parse and re-serialisation here.
+    response = new Response(
+      `{"target_agent_id":${JSON.stringify(target)},"bundles":${row.bundles}}`,
+      { status: 200, headers: { ...jsonHeaders, ...rateLimitHeaders(rate) } },
+    );
   }
   await padUntil(started);
   return response;

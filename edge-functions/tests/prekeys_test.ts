@@ -272,3 +272,46 @@ Deno.test("invites and AI2AI connections make a stranger eligible; blocks undo i
   assert.equal((await fetchAs()).status, 404);
   await closeAdmin();
 });
+
+Deno.test("an AI2AI connection with either score at its threshold is enough", async () => {
+  // The policy (WASM) and the key server's recheck agree: entanglement OR compatibility.
+  const caller = await publishedDevice(await newUser("one"));
+  const entangled = await publishedDevice(await newUser("ent"));
+  const compatible = await publishedDevice(await newUser("cmp"));
+  const low = await publishedDevice(await newUser("low"));
+  const connect = async (other: string, entanglement: number, compatibility: number) => {
+    const [a, b] = [caller.agentId, other].sort();
+    await admin()`insert into public.ai2ai_connections (agent_a, agent_b, entanglement_score,
+      compatibility_score) values (${a}, ${b}, ${entanglement}, ${compatibility})`;
+  };
+  await connect(entangled.agentId, 0.9, 0.1);
+  await connect(compatible.agentId, 0.1, 0.5);
+  await connect(low.agentId, 0.49, 0.49);
+  const fetchOf = (target: string) =>
+    call("prekeys/fetch", { jwt: caller.user.jwt, body: fetchBody(caller, target, 1) });
+
+  for (const target of [entangled, compatible]) {
+    const r = await fetchOf(target.agentId);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.bundles.length, 1);
+    assert.equal(r.body.bundles[0].kind, "one_time");
+    // A real bundle: the caller can start a session with it.
+    const outcome = caller.device.processBundle(
+      target.agentId,
+      1,
+      r.body.bundles[0].bundle,
+      Date.now(),
+    );
+    assert.equal(outcome.newDevice, true);
+  }
+  // Both below: the uniform answer, byte for byte the one for an agent that does not exist.
+  const below = await fetchOf(low.agentId);
+  const missing = await fetchOf(`${low.agentId}-missing`);
+  assert.equal(below.status, 404);
+  assert.equal(below.text, missing.text);
+  assert.equal(below.body.error.code, "target_unavailable");
+  const [row] = await admin()`select count(*)::int as n from public.signal_prekey_bundles_v2
+    where agent_id = ${low.agentId} and consumed`;
+  assert.equal(row.n, 0);
+  await closeAdmin();
+});

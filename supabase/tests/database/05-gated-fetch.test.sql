@@ -1,10 +1,11 @@
 -- The gated function keyserver.get_prekey_bundle_for_contact_v1 and the eligibility facts:
 -- identical answers for missing, ineligible and blocked targets; every route to eligibility
--- (shared community, AI2AI connection at the thresholds, invite, contact via invite, same owner);
+-- (shared community, AI2AI connection with either score at its threshold, invite, contact via
+-- invite, same owner);
 -- one one-time bundle per active device, falling back to last resort; only service_role executes.
 begin;
 \ir ../helpers/tests_schema.sql
-select plan(42);
+select plan(49);
 
 do $$
 declare
@@ -17,6 +18,8 @@ begin
   perform tests.create_agent('blocker');
   perform tests.create_agent('connhi');
   perform tests.create_agent('connlo');
+  perform tests.create_agent('connent');
+  perform tests.create_agent('conncompat');
   perform tests.create_agent('inviter');
   perform tests.create_agent('bob');
   perform tests.stock('agent-friend', 1, 2);
@@ -27,6 +30,8 @@ begin
   perform tests.stock('agent-blocker', 1, 5);
   perform tests.stock('agent-connhi', 1, 1);
   perform tests.stock('agent-connlo', 1, 1);
+  perform tests.stock('agent-connent', 1, 1);
+  perform tests.stock('agent-conncompat', 1, 1);
   perform tests.stock('agent-inviter', 1, 3);
   perform tests.stock('agent-alice', 2, 1);
   perform tests.stock('agent-alice', 1, 1);
@@ -37,7 +42,8 @@ begin
   insert into public.user_blocks (blocker_user_id, blocked_agent_id) values
     (tests.uid('alice'), 'agent-blocked'), (tests.uid('blocker'), 'agent-alice'), (tests.uid('alice'), 'agent-later');
   insert into public.ai2ai_connections (agent_a, agent_b, entanglement_score, compatibility_score) values
-    ('agent-alice', 'agent-connhi', 0.8, 0.8), ('agent-alice', 'agent-connlo', 0.8, 0.2);
+    ('agent-alice', 'agent-connhi', 0.8, 0.8), ('agent-alice', 'agent-connlo', 0.49, 0.2),
+    ('agent-alice', 'agent-connent', 0.8, 0.2), ('agent-alice', 'agent-conncompat', 0.2, 0.5);
 end
 $$;
 
@@ -88,7 +94,7 @@ select is(keyserver.eligibility_facts(tests.uid('alice'), 'agent-alice', 'agent-
 select is(keyserver.eligibility_facts(tests.uid('alice'), 'agent-alice', 'agent-friend') -> 'shared_communities',
   jsonb_build_array(tests.community('cafe')), 'shared current communities are listed');
 select is(keyserver.eligibility_facts(tests.uid('alice'), 'agent-alice', 'agent-connlo') -> 'connection',
-  '{"entanglement_score": 0.8, "compatibility_score": 0.2}'::jsonb, 'the connection''s scores are reported');
+  '{"entanglement_score": 0.49, "compatibility_score": 0.2}'::jsonb, 'the connection''s scores are reported');
 
 /** Argument and caller checks (independent of the target) */
 select throws_ok($$ select keyserver.get_prekey_bundle_for_contact_v1(tests.uid('alice'), 'agent-friend', 'agent-friend') $$,
@@ -124,8 +130,29 @@ select is(pg_temp.kinds(pg_temp.fetch('agent-stranger', 1, null, 'stranger', now
   '... and an expired last-resort bundle is not served either');
 
 /** AI2AI connections and thresholds */
+-- The policy module's rule (src/policy.rs): entanglement OR compatibility at or above its threshold.
 select is(pg_temp.kinds(pg_temp.fetch('agent-connhi')), '1:one_time', 'a connection at or above both thresholds is eligible');
-select is(pg_temp.kinds(pg_temp.fetch('agent-connlo')), '', 'a connection below a threshold is not');
+select is(pg_temp.kinds(pg_temp.fetch('agent-connent')), '1:one_time',
+  'a connection with only the entanglement score at its threshold is eligible');
+select is(pg_temp.kinds(pg_temp.fetch('agent-conncompat')), '1:one_time',
+  'a connection with only the compatibility score at its threshold (exactly 0.5) is eligible');
+select is(pg_temp.fetch('agent-connlo'), pg_temp.fetch('agent-ghost'),
+  'a connection below both thresholds gets the uniform empty answer (the same bytes as a missing agent''s second fetch)');
+select is(pg_temp.fetch('agent-connlo') -> 'bundles', '[]'::jsonb, '... an empty bundle list');
+select is((select count(*)::integer from public.signal_prekey_bundles_v2 where agent_id = 'agent-connlo' and consumed), 0,
+  '... and claims nothing');
+select tests.clear_authentication();
+select is(keyserver.facts_allow_contact(keyserver.contact_facts(tests.uid('alice'), 'agent-alice', 'agent-connent', null, now())),
+  true, 'the recheck itself: entanglement alone suffices');
+select is(keyserver.facts_allow_contact(keyserver.contact_facts(tests.uid('alice'), 'agent-alice', 'agent-connlo', null, now())),
+  false, 'the recheck itself: both scores below is false (never null)');
+select is(keyserver.facts_allow_contact(
+  '{"target_user_id": "00000000-0000-4000-8000-000000000001", "same_owner": false, "blocked_by_caller": false,
+    "blocked_by_target": true, "shared_communities": [], "connection": {"entanglement_score": 0.9, "compatibility_score": 0.9},
+    "invite": {"presented": false, "valid": false}, "contact_via_invite": false,
+    "thresholds": {"min_entanglement_score": 0.5, "min_compatibility_score": 0.5}}'::jsonb),
+  false, 'a block still wins over a high-score connection');
+select tests.authenticate_as_service_role();
 select tests.clear_authentication();
 update keyserver.settings set value = '0.1' where key = 'min_compatibility_score';
 select tests.authenticate_as_service_role();

@@ -1,0 +1,193 @@
+-- keyserver.gateway_prekey_claim, the second half of the gateway's prekey fetch (after its
+-- policy decided on keyserver.eligibility_facts): who may execute it; the caller checks; the
+-- same rate limits as the gated function, bucket for bucket, whatever the policy decided; a
+-- refusal by the policy claims nothing; the database's own recheck still refuses missing,
+-- ineligible and blocked targets when told the policy allowed (one uniform answer); the claim
+-- (either AI2AI score, invites single use, blocks win); and the shared helpers rewritten in
+-- PL/pgSQL answer as before.
+begin;
+\ir ../helpers/tests_schema.sql
+select plan(45);
+
+do $$
+begin
+  perform tests.create_agent('alice', array[1, 2]);
+  perform tests.create_agent('friend', array[1, 2]);
+  perform tests.create_agent('stranger');
+  perform tests.create_agent('blocker');
+  perform tests.create_agent('connent');
+  perform tests.create_agent('connlo');
+  perform tests.create_agent('inviter');
+  perform tests.create_agent('bob');
+  perform tests.stock('agent-friend', 1, 3);
+  perform tests.stock('agent-friend', 2, 0);
+  perform tests.stock('agent-stranger', 1, 3);
+  perform tests.stock('agent-blocker', 1, 3);
+  perform tests.stock('agent-connent', 1, 3);
+  perform tests.stock('agent-connlo', 1, 3);
+  perform tests.stock('agent-inviter', 1, 3);
+  insert into public.communities (id, name, created_by) values (tests.community('cafe'), 'cafe', tests.uid('alice'));
+  insert into public.community_members (community_id, user_id)
+  select tests.community('cafe'), tests.uid(n) from unnest(array['friend', 'blocker']) n;
+  insert into public.user_blocks (blocker_user_id, blocked_agent_id) values (tests.uid('blocker'), 'agent-alice');
+  insert into public.ai2ai_connections (agent_a, agent_b, entanglement_score, compatibility_score) values
+    ('agent-alice', 'agent-connent', 0.7, 0.1), ('agent-alice', 'agent-connlo', 0.3, 0.4);
+end
+$$;
+
+create temporary table t0 as select now() as at;
+grant select on t0 to service_role;
+-- One claim by `p_caller` at t0 + p_seconds, as the gateway sees it: "rate bundle-kinds" with
+-- rate = allowed/capacity/remaining/reset/retry-after.
+create function pg_temp.claim(p_target text, p_policy boolean default true, p_seconds integer default 0,
+                              p_caller text default 'alice', p_device integer default null, p_token text default null)
+returns text language sql as $$
+  select format('%s/%s/%s/%s/%s %s', c.rate_allowed::text, c.rate_capacity, c.rate_remaining, c.rate_reset_seconds,
+                c.rate_retry_after_seconds,
+                coalesce((select string_agg((b ->> 'device_id') || ':' || (b ->> 'kind'), ',' order by (b ->> 'device_id')::int)
+                          from jsonb_array_elements(c.bundles::jsonb) b), ''))
+  from keyserver.gateway_prekey_claim(tests.uid(p_caller), 'agent-' || p_caller, p_target, p_device, p_token, p_policy,
+                                      (select at from t0) + p_seconds * interval '1 second') c
+$$;
+create function pg_temp.consumed(p_agent text) returns integer language sql as $$
+  select count(*)::integer from public.signal_prekey_bundles_v2 where agent_id = p_agent and consumed
+$$;
+
+/** Who may execute */
+select function_privs_are('keyserver', 'gateway_prekey_claim',
+  array['uuid', 'text', 'text', 'integer', 'text', 'boolean', 'timestamp with time zone'], 'service_role', array['EXECUTE'],
+  'service_role executes the gateway claim');
+select function_privs_are('keyserver', 'gateway_prekey_claim',
+  array['uuid', 'text', 'text', 'integer', 'text', 'boolean', 'timestamp with time zone'], 'authenticated', '{}'::text[],
+  'authenticated cannot');
+select function_privs_are('keyserver', 'gateway_prekey_claim',
+  array['uuid', 'text', 'text', 'integer', 'text', 'boolean', 'timestamp with time zone'], 'anon', '{}'::text[],
+  'anon cannot');
+select is_definer('keyserver', 'gateway_prekey_claim',
+  array['uuid', 'text', 'text', 'integer', 'text', 'boolean', 'timestamp with time zone'], 'it is security definer');
+select is((select proconfig from pg_proc where oid = 'keyserver.gateway_prekey_claim(uuid,text,text,integer,text,boolean,timestamptz)'::regprocedure),
+  array['search_path=""'], 'with search_path = ''''');
+select tests.authenticate_as('alice');
+select throws_ok($$ select * from keyserver.gateway_prekey_claim(tests.uid('alice'), 'agent-alice', 'agent-friend', null, null, true) $$,
+  '42501', null, 'a signed-in user calling it directly is refused');
+select tests.authenticate_as_service_role();
+
+/** Argument and caller checks (independent of the target) */
+select throws_ok($$ select * from keyserver.gateway_prekey_claim(tests.uid('alice'), 'agent-friend', 'agent-friend', null, null, true) $$,
+  'KS403', 'caller_agent_not_owned', 'the caller must own the agent it calls as');
+select throws_ok($$ select * from keyserver.gateway_prekey_claim(tests.uid('alice'), 'agent-alice', 'agent-friend', 128, null, true) $$,
+  'KS400', 'invalid_argument', 'target device ids are 1..127');
+select throws_ok($$ select * from keyserver.gateway_prekey_claim(tests.uid('alice'), 'agent-alice', 'bad id!', null, null, true) $$,
+  'KS400', 'invalid_argument', 'a malformed target id is refused for its format alone');
+select throws_ok($$ select * from keyserver.gateway_prekey_claim(tests.uid('alice'), 'agent-alice', 'agent-friend', null, null, null) $$,
+  'KS400', 'invalid_argument', 'the policy decision is required');
+select is((select count(*)::integer from keyserver.rate_limit_buckets where key like 'prekey_fetch:%'), 0,
+  'refused arguments touched no bucket');
+
+/** The policy refused: counted, nothing claimed */
+select is(pg_temp.claim('agent-friend', false), 'true/10/9/360/0 ', 'an eligible target the policy refused: counted, no bundles');
+select is(pg_temp.consumed('agent-friend'), 0, '... and nothing claimed');
+
+/** The database's recheck: told the policy allowed, it still refuses these, all alike */
+create temporary table uniform as
+select t.target, pg_temp.claim(t.target) as answer
+from unnest(array['agent-ghost', 'agent-stranger', 'agent-blocker', 'agent-connlo']) t(target);
+select is((select count(distinct answer)::integer from uniform), 1,
+  'no such agent, not eligible, blocking the caller, a connection below both thresholds: one answer');
+select is((select answer from uniform limit 1), 'true/10/9/360/0 ', 'that answer: fetch 1 of 10 counted, no bundles');
+select is((select sum(pg_temp.consumed(a))::integer from unnest(array['agent-stranger', 'agent-blocker', 'agent-connlo']) a), 0,
+  'and nothing claimed');
+select is(pg_temp.claim('agent-ghost3', false), pg_temp.claim('agent-ghost4', true),
+  'a refusal by the policy and one by the database look the same (first fetch of each id)');
+
+/** The claim */
+select is(pg_temp.claim('agent-friend'), 'true/10/8/720/0 1:one_time,2:last_resort',
+  'a shared community: a one-time bundle per active device where stock remains, else the last-resort bundle');
+select is(pg_temp.consumed('agent-friend'), 1, 'the one-time bundle is consumed (the last-resort one is not)');
+select is((select count(*)::integer from keyserver.last_resort_claims where agent_id = 'agent-friend' and device_id = 2), 1,
+  'the last-resort hand-out is logged');
+select is(pg_temp.claim('agent-friend', true, 0, 'alice', 1), 'true/10/7/1080/0 1:one_time', 'one device by number');
+select is(pg_temp.claim('agent-friend', true, 0, 'alice', 1), 'true/10/6/1440/0 1:one_time', 'and again');
+select is((select jsonb_agg(b.key_id order by b.key_id) from public.signal_prekey_bundles_v2 b
+           where b.agent_id = 'agent-friend' and b.device_id = 1 and b.kind = 'one_time' and b.consumed), '[1, 2, 3]'::jsonb,
+  'three claims, three different one-time bundles');
+select is((select ((c.bundles::jsonb -> 0) - 'bundle') - 'key_id'
+           from keyserver.gateway_prekey_claim(tests.uid('alice'), 'agent-alice', 'agent-friend', 2, null, true) c),
+  jsonb_build_object('device_id', 2, 'registration_id', 1002, 'kind', 'last_resort',
+                     'identity_key', encode(tests.identity_key('friend'), 'base64')),
+  'bundles is the gated function''s array as JSON text');
+select is(pg_temp.claim('agent-connent'), 'true/10/9/360/0 1:one_time',
+  'an AI2AI connection with only the entanglement score at its threshold is served');
+select is(pg_temp.claim('agent-alice', true, 0, 'blocker'), 'true/10/9/360/0 ',
+  'the blocker cannot fetch the blocked user either (blocks win over a shared community)');
+
+/** Invites */
+select tests.authenticate_as('inviter');
+create temporary table invite as select * from keyserver.create_contact_invite('agent-inviter');
+grant select on invite to service_role;
+select tests.authenticate_as_service_role();
+select is(pg_temp.claim('agent-inviter', true, 0, 'alice', null, 'not-the-token'), 'true/10/9/360/0 ',
+  'a wrong invite token: the uniform answer');
+select is(pg_temp.claim('agent-inviter', false, 0, 'alice', null, (select token from invite)), 'true/10/8/720/0 ',
+  'a valid token the policy refused: nothing');
+select tests.clear_authentication();
+select is((select used_at from public.contact_invites where id = (select invite_id from invite)), null,
+  '... and the invite is still unused');
+select tests.authenticate_as_service_role();
+select is(pg_temp.claim('agent-inviter', true, 0, 'alice', null, (select token from invite)), 'true/10/7/1080/0 1:one_time',
+  'a valid invite token opens the inviter''s bundles');
+select tests.clear_authentication();
+select is((select used_by_agent_id from public.contact_invites where id = (select invite_id from invite)), 'agent-alice',
+  'the invite is marked used by alice in the same call');
+select tests.authenticate_as_service_role();
+select is(pg_temp.claim('agent-inviter', true, 0, 'bob', null, (select token from invite)), 'true/10/9/360/0 ',
+  'single use: bob cannot use it too');
+select is(pg_temp.claim('agent-inviter'), 'true/10/6/1440/0 1:one_time', 'the used invite made alice and the inviter contacts');
+
+/** Rate limits: the gated function's buckets, consumed the same way */
+select tests.clear_authentication();
+update keyserver.settings set value = '3' where key = 'prekey_fetch_pair_capacity';
+update keyserver.settings set value = '"3 minutes"' where key = 'prekey_fetch_pair_refill';
+select tests.authenticate_as_service_role();
+create temporary table seq as
+select s.i, pg_temp.claim('agent-friend', s.i % 2 = 0, s.at, 'bob') as answer,
+       keyserver.get_prekey_bundle_for_contact_v1(tests.uid('stranger'), 'agent-stranger', 'agent-friend', null, null,
+                                                 (select at from t0) + s.at * interval '1 second') -> 'rate_limit' as old
+from (values (1, 0), (2, 0), (3, 0), (4, 0), (5, 30), (6, 60), (7, 60)) s(i, at)
+order by s.i;
+select is((select string_agg(answer, ' | ' order by i) from seq),
+  'true/3/2/60/0  | true/3/1/120/0  | true/3/0/180/0  | false/3/0/180/60  | false/3/0/150/30  | true/3/0/180/0  | false/3/0/180/60 ',
+  'the pair bucket leaks: three allowed, then refused with retry-after until a minute has passed (policy allowing or not)');
+select is((select string_agg(split_part(answer, ' ', 1), ' ' order by i) from seq),
+  (select string_agg(format('%s/%s/%s/%s/%s', old ->> 'allowed', old ->> 'capacity', old ->> 'remaining',
+                            old ->> 'reset_seconds', old ->> 'retry_after_seconds'), ' ' order by i) from seq),
+  'step for step the rate-limit state of get_prekey_bundle_for_contact_v1 for another caller');
+select is((select denied_total from keyserver.rate_limit_buckets
+           where key = 'prekey_fetch:pair:' || tests.uid('bob') || ':agent-friend'),
+          (select denied_total from keyserver.rate_limit_buckets
+           where key = 'prekey_fetch:pair:' || tests.uid('stranger') || ':agent-friend'),
+  'denials are counted the same way');
+select ok((select (level, capacity, refill_interval, updated_at, last_denied_at) from keyserver.rate_limit_buckets
+            where key = 'prekey_fetch:pair:' || tests.uid('bob') || ':agent-friend')
+         = (select (level, capacity, refill_interval, updated_at, last_denied_at) from keyserver.rate_limit_buckets
+            where key = 'prekey_fetch:pair:' || tests.uid('stranger') || ':agent-friend'),
+  'and the bucket rows end up equal');
+select tests.clear_authentication();
+update keyserver.settings set value = '2' where key = 'prekey_fetch_caller_capacity';
+select tests.authenticate_as_service_role();
+select is(pg_temp.claim('agent-ghost7', true, 120, 'connlo'), 'true/2/1/1800/0 ',
+  'when the per-caller bucket is tighter, it is the one reported');
+select is(pg_temp.claim('agent-ghost8', false, 120, 'connlo'), 'true/2/0/3600/0 ', '... counting down');
+select is(pg_temp.claim('agent-ghost9', true, 120, 'connlo'), 'false/2/0/3600/1800 ',
+  'and capping fetches across many targets');
+select is((select level from keyserver.rate_limit_buckets where key = 'prekey_fetch:pair:' || tests.uid('connlo') || ':agent-ghost9'),
+  1::numeric, 'the pair bucket of a fetch the caller bucket refused stays consumed (as in the gated function)');
+
+/** The shared helpers, now PL/pgSQL, answer as before */
+select is(keyserver.setting_int('prekey_fetch_pair_capacity'), 3, 'setting_int');
+select is(keyserver.setting_numeric('min_entanglement_score'), 0.5::numeric, 'setting_numeric');
+select is(keyserver.setting_interval('prekey_fetch_pair_refill'), interval '3 minutes', 'setting_interval');
+select throws_ok($$ select keyserver.setting_text('no_such_setting') $$, 'KS500', null, 'an unknown setting still raises KS500');
+
+select * from finish();
+rollback;
