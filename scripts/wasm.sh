@@ -52,15 +52,24 @@ wasm_build() {
   ensure_cargo_tool wasm-bindgen-cli "$WASM_BINDGEN_VERSION" wasm-bindgen
   local binaryen
   binaryen="$(ensure_npm_tool binaryen "$BINARYEN_VERSION")"
-  local target out
+  local target out optimized=""
   for target in deno web; do
     if [[ $target == deno ]]; then out="$WASM_DENO_OUT"; else out="$WASM_WEB_OUT"; fi
     rm -rf "$out"
     mkdir -p "$out"
     step "wasm-bindgen --target $target" quiet wasm-bindgen --target "$target" --out-dir "$out" "$raw"
+    # The targets differ in their JS glue only: optimize a module once and reuse the result
+    # when the next one is byte-identical.
+    if [[ -n $optimized ]] && cmp -s "$out/${WASM_STEM}_bg.wasm" "$optimized.input"; then
+      cp "$optimized" "$out/${WASM_STEM}_bg.wasm"
+      continue
+    fi
+    optimized="$out/${WASM_STEM}_bg.wasm"
+    cp "$optimized" "$optimized.input"
     step "wasm-opt -Oz ($target)" quiet node "$binaryen/node_modules/binaryen/bin/wasm-opt" -Oz \
-      "$out/${WASM_STEM}_bg.wasm" -o "$out/${WASM_STEM}_bg.wasm"
+      "$optimized.input" -o "$optimized"
   done
+  rm -f "$WASM_DENO_OUT/${WASM_STEM}_bg.wasm.input" "$WASM_WEB_OUT/${WASM_STEM}_bg.wasm.input"
   mkdir -p "$(dirname "$stamp")"
   printf '%s' "$digest" >"$stamp"
   wasm_report "$raw"
