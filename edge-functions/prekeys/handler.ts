@@ -124,12 +124,14 @@ const UNAVAILABLE = new HttpError(
   "no prekeys are available for this target",
 );
 
-type ClaimRow = {
+type FetchRow = {
   rate_allowed: boolean;
   rate_capacity: number;
   rate_remaining: number;
   rate_reset_seconds: number;
   rate_retry_after_seconds: number;
+  /** The eligibility facts for the policy; null when a rate limit refused the fetch. */
+  facts: Record<string, unknown> | null;
   /** JSON text of the claimed bundles ("[]" when none), spliced into the answer as is. */
   bundles: string;
 };
@@ -143,27 +145,14 @@ async function fetchForContact(req: Request, started: number): Promise<Response>
     ? null
     : input.deviceId(body.target_device_id, "target_device_id");
   const invite = input.optionalString(body.invite_token, "invite_token", 256);
-  const sql = serviceDb();
 
-  // Facts (nothing about the target's existence among them) and the caller's own device.
-  const [facts] = await keyserver(() =>
-    sql`select keyserver.eligibility_facts(${caller.userId}::uuid, ${me.agentId}, ${target},
-              ${invite}) as facts,
-            exists (select 1 from public.agent_devices d where d.agent_id = ${me.agentId}
-                    and d.device_id = ${me.deviceId} and d.user_id = ${caller.userId}::uuid
-                    and d.revoked_at is null) as device_ok`
-  );
-  if (!facts.device_ok) {
-    throw new HttpError(403, "device_not_owned", "not an active device of yours");
-  }
-  const decision = core.evaluateEligibility(facts.facts);
-
-  // One statement whatever the decision: both buckets, consumed the same way; then, only if the
-  // policy allowed, the database's own recheck of the facts and the claim.
+  // One statement whatever the target: the caller's device, both buckets, the facts (nothing
+  // about the target's existence among them) and, if the database's own verdict on them allows,
+  // the claim.
   const [row] = await keyserver(() =>
-    sql<ClaimRow[]>`select * from keyserver.gateway_prekey_claim(${caller.userId}::uuid,
-              ${me.agentId}, ${target}, ${targetDevice}::integer, ${invite},
-              ${decision.allowed}::boolean)`
+    serviceDb()<FetchRow[]>`select * from keyserver.gateway_prekey_fetch(${caller.userId}::uuid,
+              ${me.agentId}, ${me.deviceId}::integer, ${target}, ${targetDevice}::integer,
+              ${invite})`
   );
   const rate: RateLimitState = {
     allowed: row.rate_allowed,
@@ -175,7 +164,7 @@ async function fetchForContact(req: Request, started: number): Promise<Response>
   let response: Response;
   if (!rate.allowed) {
     response = errorResponse(rateLimited(rate));
-  } else if (row.bundles === "[]") {
+  } else if (!policyAllows(row.facts, row.bundles)) {
     response = errorResponse(
       new HttpError(
         UNAVAILABLE.status,
@@ -193,6 +182,21 @@ async function fetchForContact(req: Request, started: number): Promise<Response>
   }
   await padUntil(started);
   return response;
+}
+
+/**
+ * Whether there are bundles to hand out and the core's policy allows on the database's facts
+ * (evaluated for every fetch, so every answer costs the same). The database claims on its own
+ * verdict, the same rule: a refusal here of claimed bundles means the two rules have drifted
+ * apart, so the bundles are withheld and the drift is logged.
+ */
+function policyAllows(facts: Record<string, unknown> | null, bundles: string): boolean {
+  const decision = core.evaluateEligibility(facts);
+  if (bundles === "[]") return false;
+  if (!decision.allowed) {
+    console.warn(`prekeys: policy refused bundles the database claimed (${decision.reason})`);
+  }
+  return decision.allowed;
 }
 
 async function padUntil(started: number): Promise<void> {

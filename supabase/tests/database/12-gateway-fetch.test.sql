@@ -1,13 +1,12 @@
--- keyserver.gateway_prekey_claim, the second half of the gateway's prekey fetch (after its
--- policy decided on keyserver.eligibility_facts): who may execute it; the caller checks; the
--- same rate limits as the gated function, bucket for bucket, whatever the policy decided; a
--- refusal by the policy claims nothing; the database's own recheck still refuses missing,
--- ineligible and blocked targets when told the policy allowed (one uniform answer); the claim
--- (either AI2AI score, invites single use, blocks win); and the shared helpers rewritten in
--- PL/pgSQL answer as before.
+-- keyserver.gateway_prekey_fetch, the gateway's prekey fetch in one statement: who may execute
+-- it; the caller and caller-device checks; the same rate limits as the gated function, bucket
+-- for bucket; the facts it returns for the gateway's policy are keyserver.eligibility_facts';
+-- the database's own verdict refuses missing, ineligible and blocked targets (one uniform
+-- answer); the claim (either AI2AI score, invites single use, blocks win); and the shared
+-- helpers rewritten in PL/pgSQL answer as before.
 begin;
 \ir ../helpers/tests_schema.sql
-select plan(45);
+select plan(46);
 
 do $$
 begin
@@ -37,16 +36,16 @@ $$;
 
 create temporary table t0 as select now() as at;
 grant select on t0 to service_role;
--- One claim by `p_caller` at t0 + p_seconds, as the gateway sees it: "rate bundle-kinds" with
--- rate = allowed/capacity/remaining/reset/retry-after.
-create function pg_temp.claim(p_target text, p_policy boolean default true, p_seconds integer default 0,
+-- One fetch by `p_caller` (device 1) at t0 + p_seconds, as the gateway sees it: "rate
+-- bundle-kinds" with rate = allowed/capacity/remaining/reset/retry-after.
+create function pg_temp.claim(p_target text, p_seconds integer default 0,
                               p_caller text default 'alice', p_device integer default null, p_token text default null)
 returns text language sql as $$
   select format('%s/%s/%s/%s/%s %s', c.rate_allowed::text, c.rate_capacity, c.rate_remaining, c.rate_reset_seconds,
                 c.rate_retry_after_seconds,
                 coalesce((select string_agg((b ->> 'device_id') || ':' || (b ->> 'kind'), ',' order by (b ->> 'device_id')::int)
                           from jsonb_array_elements(c.bundles::jsonb) b), ''))
-  from keyserver.gateway_prekey_claim(tests.uid(p_caller), 'agent-' || p_caller, p_target, p_device, p_token, p_policy,
+  from keyserver.gateway_prekey_fetch(tests.uid(p_caller), 'agent-' || p_caller, 1, p_target, p_device, p_token,
                                       (select at from t0) + p_seconds * interval '1 second') c
 $$;
 create function pg_temp.consumed(p_agent text) returns integer language sql as $$
@@ -54,41 +53,50 @@ create function pg_temp.consumed(p_agent text) returns integer language sql as $
 $$;
 
 /** Who may execute */
-select function_privs_are('keyserver', 'gateway_prekey_claim',
-  array['uuid', 'text', 'text', 'integer', 'text', 'boolean', 'timestamp with time zone'], 'service_role', array['EXECUTE'],
-  'service_role executes the gateway claim');
-select function_privs_are('keyserver', 'gateway_prekey_claim',
-  array['uuid', 'text', 'text', 'integer', 'text', 'boolean', 'timestamp with time zone'], 'authenticated', '{}'::text[],
+select function_privs_are('keyserver', 'gateway_prekey_fetch',
+  array['uuid', 'text', 'integer', 'text', 'integer', 'text', 'timestamp with time zone'], 'service_role', array['EXECUTE'],
+  'service_role executes the gateway fetch');
+select function_privs_are('keyserver', 'gateway_prekey_fetch',
+  array['uuid', 'text', 'integer', 'text', 'integer', 'text', 'timestamp with time zone'], 'authenticated', '{}'::text[],
   'authenticated cannot');
-select function_privs_are('keyserver', 'gateway_prekey_claim',
-  array['uuid', 'text', 'text', 'integer', 'text', 'boolean', 'timestamp with time zone'], 'anon', '{}'::text[],
+select function_privs_are('keyserver', 'gateway_prekey_fetch',
+  array['uuid', 'text', 'integer', 'text', 'integer', 'text', 'timestamp with time zone'], 'anon', '{}'::text[],
   'anon cannot');
-select is_definer('keyserver', 'gateway_prekey_claim',
-  array['uuid', 'text', 'text', 'integer', 'text', 'boolean', 'timestamp with time zone'], 'it is security definer');
-select is((select proconfig from pg_proc where oid = 'keyserver.gateway_prekey_claim(uuid,text,text,integer,text,boolean,timestamptz)'::regprocedure),
+select is_definer('keyserver', 'gateway_prekey_fetch',
+  array['uuid', 'text', 'integer', 'text', 'integer', 'text', 'timestamp with time zone'], 'it is security definer');
+select is((select proconfig from pg_proc where oid = 'keyserver.gateway_prekey_fetch(uuid,text,integer,text,integer,text,timestamptz)'::regprocedure),
   array['search_path=""'], 'with search_path = ''''');
+select hasnt_function('keyserver', 'gateway_prekey_claim', 'the two-statement claim is gone');
 select tests.authenticate_as('alice');
-select throws_ok($$ select * from keyserver.gateway_prekey_claim(tests.uid('alice'), 'agent-alice', 'agent-friend', null, null, true) $$,
+select throws_ok($$ select * from keyserver.gateway_prekey_fetch(tests.uid('alice'), 'agent-alice', 1, 'agent-friend', null, null) $$,
   '42501', null, 'a signed-in user calling it directly is refused');
 select tests.authenticate_as_service_role();
 
 /** Argument and caller checks (independent of the target) */
-select throws_ok($$ select * from keyserver.gateway_prekey_claim(tests.uid('alice'), 'agent-friend', 'agent-friend', null, null, true) $$,
+select throws_ok($$ select * from keyserver.gateway_prekey_fetch(tests.uid('alice'), 'agent-friend', 1, 'agent-friend', null, null) $$,
   'KS403', 'caller_agent_not_owned', 'the caller must own the agent it calls as');
-select throws_ok($$ select * from keyserver.gateway_prekey_claim(tests.uid('alice'), 'agent-alice', 'agent-friend', 128, null, true) $$,
+select throws_ok($$ select * from keyserver.gateway_prekey_fetch(tests.uid('alice'), 'agent-alice', 3, 'agent-friend', null, null) $$,
+  'KS403', 'device_not_owned', 'and call from an active device of it');
+select throws_ok($$ select * from keyserver.gateway_prekey_fetch(tests.uid('alice'), 'agent-alice', 1, 'agent-friend', 128, null) $$,
   'KS400', 'invalid_argument', 'target device ids are 1..127');
-select throws_ok($$ select * from keyserver.gateway_prekey_claim(tests.uid('alice'), 'agent-alice', 'bad id!', null, null, true) $$,
+select throws_ok($$ select * from keyserver.gateway_prekey_fetch(tests.uid('alice'), 'agent-alice', 1, 'bad id!', null, null) $$,
   'KS400', 'invalid_argument', 'a malformed target id is refused for its format alone');
-select throws_ok($$ select * from keyserver.gateway_prekey_claim(tests.uid('alice'), 'agent-alice', 'agent-friend', null, null, null) $$,
-  'KS400', 'invalid_argument', 'the policy decision is required');
+select throws_ok($$ select * from keyserver.gateway_prekey_fetch(tests.uid('alice'), 'agent-alice', null, 'agent-friend', null, null) $$,
+  'KS400', 'invalid_argument', 'the caller''s device is required');
 select is((select count(*)::integer from keyserver.rate_limit_buckets where key like 'prekey_fetch:%'), 0,
   'refused arguments touched no bucket');
 
-/** The policy refused: counted, nothing claimed */
-select is(pg_temp.claim('agent-friend', false), 'true/10/9/360/0 ', 'an eligible target the policy refused: counted, no bundles');
-select is(pg_temp.consumed('agent-friend'), 0, '... and nothing claimed');
+/** The facts for the gateway's policy */
+select is((select jsonb_agg(f.facts order by t.target)
+           from unnest(array['agent-ghost', 'agent-stranger', 'agent-blocker', 'agent-connlo', 'agent-friend']) t(target),
+                keyserver.gateway_prekey_fetch(tests.uid('connent'), 'agent-connent', 1, t.target, 1, null, (select at from t0)) f),
+          (select jsonb_agg(keyserver.eligibility_facts(tests.uid('connent'), 'agent-connent', t.target, null, (select at from t0))
+                            order by t.target)
+           from unnest(array['agent-ghost', 'agent-stranger', 'agent-blocker', 'agent-connlo', 'agent-friend']) t(target)),
+  'the facts it returns are keyserver.eligibility_facts (no target_user_id), missing target or not');
+select is(pg_temp.consumed('agent-friend'), 0, 'connent shares no community with friend: nothing claimed');
 
-/** The database's recheck: told the policy allowed, it still refuses these, all alike */
+/** The database's verdict: it refuses these, all alike */
 create temporary table uniform as
 select t.target, pg_temp.claim(t.target) as answer
 from unnest(array['agent-ghost', 'agent-stranger', 'agent-blocker', 'agent-connlo']) t(target);
@@ -97,28 +105,29 @@ select is((select count(distinct answer)::integer from uniform), 1,
 select is((select answer from uniform limit 1), 'true/10/9/360/0 ', 'that answer: fetch 1 of 10 counted, no bundles');
 select is((select sum(pg_temp.consumed(a))::integer from unnest(array['agent-stranger', 'agent-blocker', 'agent-connlo']) a), 0,
   'and nothing claimed');
-select is(pg_temp.claim('agent-ghost3', false), pg_temp.claim('agent-ghost4', true),
-  'a refusal by the policy and one by the database look the same (first fetch of each id)');
+select is((select f.facts from keyserver.gateway_prekey_fetch(tests.uid('alice'), 'agent-alice', 1, 'agent-ghost5', null, null) f),
+          (select f.facts from keyserver.gateway_prekey_fetch(tests.uid('alice'), 'agent-alice', 1, 'agent-ghost6', null, null) f),
+  'the facts about two missing targets are the same document');
 
 /** The claim */
-select is(pg_temp.claim('agent-friend'), 'true/10/8/720/0 1:one_time,2:last_resort',
+select is(pg_temp.claim('agent-friend'), 'true/10/9/360/0 1:one_time,2:last_resort',
   'a shared community: a one-time bundle per active device where stock remains, else the last-resort bundle');
 select is(pg_temp.consumed('agent-friend'), 1, 'the one-time bundle is consumed (the last-resort one is not)');
 select is((select count(*)::integer from keyserver.last_resort_claims where agent_id = 'agent-friend' and device_id = 2), 1,
   'the last-resort hand-out is logged');
-select is(pg_temp.claim('agent-friend', true, 0, 'alice', 1), 'true/10/7/1080/0 1:one_time', 'one device by number');
-select is(pg_temp.claim('agent-friend', true, 0, 'alice', 1), 'true/10/6/1440/0 1:one_time', 'and again');
+select is(pg_temp.claim('agent-friend', 0, 'alice', 1), 'true/10/8/720/0 1:one_time', 'one device by number');
+select is(pg_temp.claim('agent-friend', 0, 'alice', 1), 'true/10/7/1080/0 1:one_time', 'and again');
 select is((select jsonb_agg(b.key_id order by b.key_id) from public.signal_prekey_bundles_v2 b
            where b.agent_id = 'agent-friend' and b.device_id = 1 and b.kind = 'one_time' and b.consumed), '[1, 2, 3]'::jsonb,
   'three claims, three different one-time bundles');
 select is((select ((c.bundles::jsonb -> 0) - 'bundle') - 'key_id'
-           from keyserver.gateway_prekey_claim(tests.uid('alice'), 'agent-alice', 'agent-friend', 2, null, true) c),
+           from keyserver.gateway_prekey_fetch(tests.uid('alice'), 'agent-alice', 1, 'agent-friend', 2, null) c),
   jsonb_build_object('device_id', 2, 'registration_id', 1002, 'kind', 'last_resort',
                      'identity_key', encode(tests.identity_key('friend'), 'base64')),
   'bundles is the gated function''s array as JSON text');
 select is(pg_temp.claim('agent-connent'), 'true/10/9/360/0 1:one_time',
   'an AI2AI connection with only the entanglement score at its threshold is served');
-select is(pg_temp.claim('agent-alice', true, 0, 'blocker'), 'true/10/9/360/0 ',
+select is(pg_temp.claim('agent-alice', 0, 'blocker'), 'true/10/9/360/0 ',
   'the blocker cannot fetch the blocked user either (blocks win over a shared community)');
 
 /** Invites */
@@ -126,23 +135,21 @@ select tests.authenticate_as('inviter');
 create temporary table invite as select * from keyserver.create_contact_invite('agent-inviter');
 grant select on invite to service_role;
 select tests.authenticate_as_service_role();
-select is(pg_temp.claim('agent-inviter', true, 0, 'alice', null, 'not-the-token'), 'true/10/9/360/0 ',
+select is(pg_temp.claim('agent-inviter', 0, 'alice', null, 'not-the-token'), 'true/10/9/360/0 ',
   'a wrong invite token: the uniform answer');
-select is(pg_temp.claim('agent-inviter', false, 0, 'alice', null, (select token from invite)), 'true/10/8/720/0 ',
-  'a valid token the policy refused: nothing');
 select tests.clear_authentication();
 select is((select used_at from public.contact_invites where id = (select invite_id from invite)), null,
   '... and the invite is still unused');
 select tests.authenticate_as_service_role();
-select is(pg_temp.claim('agent-inviter', true, 0, 'alice', null, (select token from invite)), 'true/10/7/1080/0 1:one_time',
+select is(pg_temp.claim('agent-inviter', 0, 'alice', null, (select token from invite)), 'true/10/8/720/0 1:one_time',
   'a valid invite token opens the inviter''s bundles');
 select tests.clear_authentication();
 select is((select used_by_agent_id from public.contact_invites where id = (select invite_id from invite)), 'agent-alice',
   'the invite is marked used by alice in the same call');
 select tests.authenticate_as_service_role();
-select is(pg_temp.claim('agent-inviter', true, 0, 'bob', null, (select token from invite)), 'true/10/9/360/0 ',
+select is(pg_temp.claim('agent-inviter', 0, 'bob', null, (select token from invite)), 'true/10/9/360/0 ',
   'single use: bob cannot use it too');
-select is(pg_temp.claim('agent-inviter'), 'true/10/6/1440/0 1:one_time', 'the used invite made alice and the inviter contacts');
+select is(pg_temp.claim('agent-inviter'), 'true/10/7/1080/0 1:one_time', 'the used invite made alice and the inviter contacts');
 
 /** Rate limits: the gated function's buckets, consumed the same way */
 select tests.clear_authentication();
@@ -150,14 +157,14 @@ update keyserver.settings set value = '3' where key = 'prekey_fetch_pair_capacit
 update keyserver.settings set value = '"3 minutes"' where key = 'prekey_fetch_pair_refill';
 select tests.authenticate_as_service_role();
 create temporary table seq as
-select s.i, pg_temp.claim('agent-friend', s.i % 2 = 0, s.at, 'bob') as answer,
+select s.i, pg_temp.claim('agent-friend', s.at, 'bob') as answer,
        keyserver.get_prekey_bundle_for_contact_v1(tests.uid('stranger'), 'agent-stranger', 'agent-friend', null, null,
                                                  (select at from t0) + s.at * interval '1 second') -> 'rate_limit' as old
 from (values (1, 0), (2, 0), (3, 0), (4, 0), (5, 30), (6, 60), (7, 60)) s(i, at)
 order by s.i;
 select is((select string_agg(answer, ' | ' order by i) from seq),
   'true/3/2/60/0  | true/3/1/120/0  | true/3/0/180/0  | false/3/0/180/60  | false/3/0/150/30  | true/3/0/180/0  | false/3/0/180/60 ',
-  'the pair bucket leaks: three allowed, then refused with retry-after until a minute has passed (policy allowing or not)');
+  'the pair bucket leaks: three allowed, then refused with retry-after until a minute has passed');
 select is((select string_agg(split_part(answer, ' ', 1), ' ' order by i) from seq),
   (select string_agg(format('%s/%s/%s/%s/%s', old ->> 'allowed', old ->> 'capacity', old ->> 'remaining',
                             old ->> 'reset_seconds', old ->> 'retry_after_seconds'), ' ' order by i) from seq),
@@ -175,10 +182,10 @@ select ok((select (level, capacity, refill_interval, updated_at, last_denied_at)
 select tests.clear_authentication();
 update keyserver.settings set value = '2' where key = 'prekey_fetch_caller_capacity';
 select tests.authenticate_as_service_role();
-select is(pg_temp.claim('agent-ghost7', true, 120, 'connlo'), 'true/2/1/1800/0 ',
+select is(pg_temp.claim('agent-ghost7', 120, 'connlo'), 'true/2/1/1800/0 ',
   'when the per-caller bucket is tighter, it is the one reported');
-select is(pg_temp.claim('agent-ghost8', false, 120, 'connlo'), 'true/2/0/3600/0 ', '... counting down');
-select is(pg_temp.claim('agent-ghost9', true, 120, 'connlo'), 'false/2/0/3600/1800 ',
+select is(pg_temp.claim('agent-ghost8', 120, 'connlo'), 'true/2/0/3600/0 ', '... counting down');
+select is(pg_temp.claim('agent-ghost9', 120, 'connlo'), 'false/2/0/3600/1800 ',
   'and capping fetches across many targets');
 select is((select level from keyserver.rate_limit_buckets where key = 'prekey_fetch:pair:' || tests.uid('connlo') || ':agent-ghost9'),
   1::numeric, 'the pair bucket of a fetch the caller bucket refused stays consumed (as in the gated function)');
