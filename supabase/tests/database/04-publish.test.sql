@@ -4,7 +4,7 @@
 -- bundles that stay consumed, and devices whose identity changes.
 begin;
 \ir ../helpers/tests_schema.sql
-select plan(31);
+select plan(35);
 
 do $$ begin perform tests.create_agent('alice', array[1, 2]); end $$;
 select tests.authenticate_as('alice');
@@ -74,6 +74,25 @@ select throws_ok($$ update public.signal_prekey_bundles_v2 set bundle_json = '{}
   'the owner cannot rewrite a stored bundle');
 select throws_ok($$ update public.signal_prekey_bundles_v2 set user_id = tests.uid('bob') where agent_id = 'agent-alice' $$, '42501', null,
   'the owner cannot give rows away');
+
+/** Table rules, whoever writes (checked only by the writes that can break them) */
+select tests.clear_authentication();
+update public.signal_prekey_bundles_v2 set consumed = true
+where agent_id = 'agent-alice' and device_id = 1 and key_id = 8 and kind = 'one_time';
+select isnt((select consumed_at from public.signal_prekey_bundles_v2
+             where agent_id = 'agent-alice' and device_id = 1 and key_id = 8 and kind = 'one_time'), null,
+  'a bundle consumed without a time is stamped');
+select throws_ok($$ insert into public.signal_prekey_bundles_v2 (user_id, agent_id, device_id, key_id, kind, bundle_json)
+                   values (tests.uid('alice'), 'agent-alice', 1, 900, 'one_time',
+                           jsonb_build_object('k', repeat('x', 8200))) $$, '23514', null,
+  'a bundle over 8 KiB as text is refused');
+select throws_ok($$ insert into public.signal_prekey_bundles_v2 (user_id, agent_id, device_id, key_id, kind, bundle_json)
+                   values (tests.uid('alice'), 'agent-alice', 1, 901, 'one_time', '[1]') $$, '23514', null,
+  'a bundle that is not a JSON object is refused');
+select throws_ok($$ update public.signal_prekey_bundles_v2 set bundle_json = jsonb_build_object('k', repeat('x', 8200))
+                   where agent_id = 'agent-alice' and device_id = 1 and key_id = 7 and kind = 'one_time' $$, '23514', null,
+  'and so is rewriting a stored bundle past the limit');
+select tests.authenticate_as('alice');
 
 /** Per-device cap */
 select tests.clear_authentication();
