@@ -155,7 +155,7 @@ select has_index('public', 'signal_prekey_bundles_v2', 'signal_prekey_bundles_v2
 select index_is_unique('public', 'signal_prekey_bundles_v2', 'signal_prekey_bundles_v2_last_resort_idx',
                        'one unconsumed last-resort bundle per device');
 select col_is_pk('public', 'signal_prekey_bundles_v2', 'id', 'V2 has a surrogate id');
-select col_has_check('public', 'signal_prekey_bundles_v2', 'kind', 'kind is checked');
+select has_trigger('public', 'signal_prekey_bundles_v2', 'prekey_bundles_v2_check_row', 'kind, ids, shape and expiry are checked on write (04-publish)');
 select col_has_check('public', 'dm_envelopes', 'message_type', 'DM message_type is checked');
 select col_has_check('public', 'community_sender_key_shares', 'encryption_type', 'share encryption_type is checked');
 

@@ -4,7 +4,7 @@
 -- bundles that stay consumed, and devices whose identity changes.
 begin;
 \ir ../helpers/tests_schema.sql
-select plan(35);
+select plan(41);
 
 do $$ begin perform tests.create_agent('alice', array[1, 2]); end $$;
 select tests.authenticate_as('alice');
@@ -92,6 +92,24 @@ select throws_ok($$ insert into public.signal_prekey_bundles_v2 (user_id, agent_
 select throws_ok($$ update public.signal_prekey_bundles_v2 set bundle_json = jsonb_build_object('k', repeat('x', 8200))
                    where agent_id = 'agent-alice' and device_id = 1 and key_id = 7 and kind = 'one_time' $$, '23514', null,
   'and so is rewriting a stored bundle past the limit');
+select throws_ok($$ insert into public.signal_prekey_bundles_v2 (user_id, agent_id, device_id, key_id, kind, bundle_json)
+                   values (tests.uid('alice'), 'agent-alice', 1, 16777216, 'one_time', '{}') $$, '23514', null,
+  'key ids stop at 2^24 - 1');
+select throws_ok($$ insert into public.signal_prekey_bundles_v2 (user_id, agent_id, device_id, key_id, kind, bundle_json)
+                   values (tests.uid('alice'), 'agent-alice', 128, 902, 'one_time', '{}') $$, '23514', null,
+  'device ids stop at 127');
+select throws_ok($$ insert into public.signal_prekey_bundles_v2 (user_id, agent_id, device_id, key_id, kind, bundle_json)
+                   values (tests.uid('alice'), 'agent-alice', 1, 903, 'signed', '{}') $$, '23514', null,
+  'kinds are one_time and last_resort');
+select throws_ok($$ insert into public.signal_prekey_bundles_v2 (user_id, agent_id, device_id, key_id, kind, bundle_json, expires_at)
+                   values (tests.uid('alice'), 'agent-alice', 1, 904, 'one_time', '{}', now() + interval '401 days') $$, '23514', null,
+  'a bundle lives at most 400 days');
+select throws_ok($$ update public.signal_prekey_bundles_v2 set key_id = -1
+                   where agent_id = 'agent-alice' and device_id = 1 and key_id = 7 and kind = 'one_time' $$, '23514', null,
+  'the rules hold for updates of those columns too');
+select throws_ok($$ update public.signal_prekey_bundles_v2 set consumed_at = now()
+                   where agent_id = 'agent-alice' and device_id = 1 and key_id = 7 and kind = 'one_time' $$, '23514', null,
+  'an unconsumed bundle has no consumed_at');
 select tests.authenticate_as('alice');
 
 /** Per-device cap */
