@@ -11,6 +11,7 @@ import { makeHandler, methodNotAllowed, notFound } from "../_shared/serve.ts";
 import { asRole, keyserver, keyserverError, serviceDb } from "../_shared/db.ts";
 import { authenticateUser } from "../_shared/auth.ts";
 import { core, rejected } from "../_shared/wasm.ts";
+import type { EligibilityFacts } from "../_shared/wasm/spots_crypto_wasm.d.ts";
 import * as input from "../_shared/input.ts";
 import { rateLimited, rateLimitHeaders, type RateLimitState } from "../_shared/rate_limit.ts";
 
@@ -131,7 +132,7 @@ type FetchRow = {
   rate_reset_seconds: number;
   rate_retry_after_seconds: number;
   /** The eligibility facts for the policy; null when a rate limit refused the fetch. */
-  facts: Record<string, unknown> | null;
+  facts: EligibilityFacts | null;
   /** JSON text of the claimed bundles ("[]" when none), spliced into the answer as is. */
   bundles: string;
 };
@@ -164,7 +165,7 @@ async function fetchForContact(req: Request, started: number): Promise<Response>
   let response: Response;
   if (!rate.allowed) {
     response = errorResponse(rateLimited(rate));
-  } else if (!policyAllows(row.facts, row.bundles)) {
+  } else if (!policyAllows(row.facts!, row.bundles)) {
     response = errorResponse(
       new HttpError(
         UNAVAILABLE.status,
@@ -190,7 +191,7 @@ async function fetchForContact(req: Request, started: number): Promise<Response>
  * verdict, the same rule: a refusal here of claimed bundles means the two rules have drifted
  * apart, so the bundles are withheld and the drift is logged.
  */
-function policyAllows(facts: Record<string, unknown> | null, bundles: string): boolean {
+function policyAllows(facts: EligibilityFacts, bundles: string): boolean {
   const decision = core.evaluateEligibility(facts);
   if (bundles === "[]") return false;
   if (!decision.allowed) {
