@@ -14,6 +14,7 @@ import { core, rejected } from "../_shared/wasm.ts";
 import type { EligibilityFacts } from "../_shared/wasm/spots_crypto_wasm.d.ts";
 import * as input from "../_shared/input.ts";
 import { rateLimited, rateLimitHeaders, type RateLimitState } from "../_shared/rate_limit.ts";
+import { Batcher } from "../_shared/batcher.ts";
 
 /** Uploads with 100 Kyber keys are about 330 KB of JSON. */
 const PUBLISH_MAX_BODY = 600 * 1024;
@@ -126,6 +127,8 @@ const UNAVAILABLE = new HttpError(
 );
 
 type FetchRow = {
+  /** invalid_argument | caller_agent_not_owned | device_not_owned, and nothing else; or null. */
+  error: string | null;
   rate_allowed: boolean;
   rate_capacity: number;
   rate_remaining: number;
@@ -137,6 +140,57 @@ type FetchRow = {
   bundles: string;
 };
 
+/** One fetch as keyserver.gateway_prekey_fetch takes it. */
+type FetchRequest = {
+  caller_user: string;
+  caller_agent: string;
+  caller_device: number;
+  target_agent: string;
+  target_device: number | null;
+};
+
+const FETCH_ERRORS: Record<string, HttpError> = {
+  invalid_argument: new HttpError(400, "invalid_argument", "invalid argument"),
+  caller_agent_not_owned: new HttpError(403, "caller_agent_not_owned", "caller agent not owned"),
+  device_not_owned: new HttpError(403, "device_not_owned", "not an active device of yours"),
+};
+
+/**
+ * Fetches without an invite that arrive while others are in the database go together: one
+ * statement, a call of keyserver.gateway_prekey_fetch per fetch. On 2 cores that shares the
+ * statement, transaction and round-trip costs that dominated a fetch (BENCHMARKS.md, Gateway).
+ * Batches running at the same time never hold the same caller, and the rows a fetch waits for
+ * are its caller's rate-limit buckets (bundles are claimed with SKIP LOCKED), so concurrent
+ * batches never wait for each other.
+ */
+const fetchBatcher = new Batcher<FetchRequest, FetchRow>(
+  (requests) =>
+    keyserver(() =>
+      serviceDb()<FetchRow[]>`select f.* from rows from (jsonb_to_recordset(
+          ${JSON.stringify(requests)}::text::jsonb) as (caller_user uuid, caller_agent text,
+          caller_device integer, target_agent text, target_device integer))
+        with ordinality as r(caller_user, caller_agent, caller_device, target_agent, target_device, n)
+        cross join lateral keyserver.gateway_prekey_fetch(r.caller_user, r.caller_agent,
+          r.caller_device, r.target_agent, r.target_device, null) f
+        order by r.n`
+    ),
+  {
+    maxInFlight: Number(Deno.env.get("SPOTS_FETCH_BATCHES_IN_FLIGHT") ?? "2"),
+    maxBatch: 16,
+    keyOf: (request) => request.caller_user,
+  },
+);
+
+/** A fetch presenting an invite goes alone: its invite row is shared with other callers. */
+async function fetchWithInvite(request: FetchRequest, invite: string): Promise<FetchRow> {
+  const [row] = await keyserver(() =>
+    serviceDb()<FetchRow[]>`select * from keyserver.gateway_prekey_fetch(
+              ${request.caller_user}::uuid, ${request.caller_agent}, ${request.caller_device}::integer,
+              ${request.target_agent}, ${request.target_device}::integer, ${invite})`
+  );
+  return row;
+}
+
 async function fetchForContact(req: Request, started: number): Promise<Response> {
   const caller = await authenticateUser(req);
   const body = await readJsonBody(req);
@@ -147,14 +201,21 @@ async function fetchForContact(req: Request, started: number): Promise<Response>
     : input.deviceId(body.target_device_id, "target_device_id");
   const invite = input.optionalString(body.invite_token, "invite_token", 256);
 
-  // One statement whatever the target: the caller's device, both buckets, the facts (nothing
-  // about the target's existence among them) and, if the database's own verdict on them allows,
-  // the claim.
-  const [row] = await keyserver(() =>
-    serviceDb()<FetchRow[]>`select * from keyserver.gateway_prekey_fetch(${caller.userId}::uuid,
-              ${me.agentId}, ${me.deviceId}::integer, ${target}, ${targetDevice}::integer,
-              ${invite})`
-  );
+  // Whatever the target: the caller's device, both buckets, the facts (nothing about the
+  // target's existence among them) and, if the database's own verdict on them allows, the claim.
+  const request: FetchRequest = {
+    caller_user: caller.userId,
+    caller_agent: me.agentId,
+    caller_device: me.deviceId,
+    target_agent: target,
+    target_device: targetDevice,
+  };
+  const row = invite === null
+    ? await fetchBatcher.submit(request)
+    : await fetchWithInvite(request, invite);
+  if (row.error) {
+    throw FETCH_ERRORS[row.error] ?? new HttpError(500, "internal", "internal error");
+  }
   const rate: RateLimitState = {
     allowed: row.rate_allowed,
     capacity: row.rate_capacity,

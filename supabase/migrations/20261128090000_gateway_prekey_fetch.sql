@@ -9,8 +9,10 @@
  *
  * keyserver.gateway_prekey_fetch replaces both:
  *
- *   1. arguments; the caller owns p_caller_agent (KS403 caller_agent_not_owned) and
- *      p_caller_device is an active device of it (KS403 device_not_owned);
+ *   1. arguments; the caller owns p_caller_agent and p_caller_device is an active device of
+ *      it; else one row whose error is invalid_argument, caller_agent_not_owned or
+ *      device_not_owned and nothing else happens (answered, not raised, so that one bad
+ *      request does not fail the others of a batch, below);
  *   2. the two fetch buckets, exactly as before (per caller->target, then per caller; the
  *      tighter one reported); refused by a bucket: nothing else happens, facts is null;
  *   3. a presented invite locked, the facts derived once (keyserver.contact_facts) and the
@@ -25,6 +27,14 @@
  * disagree only if one is changed without the other; then the claimed bundle is withheld and
  * the gateway logs the disagreement: it fails closed at the price of one one-time key, where
  * the two-statement fetch claimed nothing.
+ *
+ * Batches: the gateway sends the fetches that arrive while earlier ones are in the database as
+ * one statement, a LATERAL call of this function per request in one transaction, so the
+ * statement, transaction and round-trip costs are shared. The rows a fetch waits for are its
+ * caller's two buckets (per caller->target, then per caller; bundles are claimed with SKIP
+ * LOCKED); two batches that run at the same time never hold fetches of the same caller, so
+ * they never wait for each other and cannot deadlock. A fetch presenting an invite runs alone
+ * (its invite row may be wanted by another caller).
  *
  * Missing, ineligible and blocked targets all get bundles = '[]', the same rate-limit state and
  * facts that say nothing about the target's existence. keyserver.gateway_prekey_claim has no
@@ -43,6 +53,7 @@ create or replace function keyserver.gateway_prekey_fetch(
   p_now timestamptz default now()
 )
 returns table (
+  error text,
   rate_allowed boolean,
   rate_capacity integer,
   rate_remaining integer,
@@ -83,8 +94,9 @@ begin
      or p_target_agent !~ '^[A-Za-z0-9._:-]{1,128}$'
      or (p_target_device is not null and p_target_device not between 1 and 127)
      or p_now is null then
-    raise exception using errcode = 'KS400', message = 'invalid_argument',
-      detail = 'caller user, agent and device, a valid target agent id, target device 1..127 or null';
+    error := 'invalid_argument';
+    return next;
+    return;
   end if;
 
   -- The caller and its device (nothing here depends on the target) and the bucket settings.
@@ -97,11 +109,10 @@ begin
           where s.key in ('prekey_fetch_pair_capacity', 'prekey_fetch_pair_refill',
                           'prekey_fetch_caller_capacity', 'prekey_fetch_caller_refill'))
     into v_agent_ok, v_device_ok, v_settings;
-  if not v_agent_ok then
-    raise exception using errcode = 'KS403', message = 'caller_agent_not_owned';
-  end if;
-  if not v_device_ok then
-    raise exception using errcode = 'KS403', message = 'device_not_owned';
+  if not v_agent_ok or not v_device_ok then
+    error := case when v_agent_ok then 'device_not_owned' else 'caller_agent_not_owned' end;
+    return next;
+    return;
   end if;
   v_pair_capacity := (v_settings #>> '{prekey_fetch_pair_capacity}')::integer;
   v_pair_refill := (v_settings #>> '{prekey_fetch_pair_refill}')::interval;
@@ -206,7 +217,7 @@ begin
 end;
 $$;
 comment on function keyserver.gateway_prekey_fetch(uuid, text, integer, text, integer, text, timestamptz) is
-  'service_role (gateway): KS400, KS403 caller_agent_not_owned | device_not_owned; the two prekey fetch buckets (rate_*: the tighter one); unless a bucket refused: the facts (as keyserver.eligibility_facts returns them) for the gateway''s policy and, when the database''s own verdict on them allows, the invite used and the claim. bundles is JSON text: [] alike for a missing, ineligible or blocked target and a refused fetch. The gateway hands bundles out only if its policy allows too.';
+  'service_role (gateway): error = invalid_argument | caller_agent_not_owned | device_not_owned and nothing else; or the two prekey fetch buckets (rate_*: the tighter one); unless a bucket refused: the facts (as keyserver.eligibility_facts returns them) for the gateway''s policy and, when the database''s own verdict on them allows, the invite used and the claim. bundles is JSON text: [] alike for a missing, ineligible or blocked target and a refused fetch. The gateway hands bundles out only if its policy allows too.';
 
 revoke all on function keyserver.gateway_prekey_fetch(uuid, text, integer, text, integer, text, timestamptz)
   from public, anon, authenticated;

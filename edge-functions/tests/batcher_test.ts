@@ -1,0 +1,122 @@
+// The batcher behind the gateway's prekey fetches: a lone call runs at once, calls arriving
+// while the in-flight limit is reached go together, batches running at the same time share no
+// key, and failures reach every caller of their batch and only those.
+import assert from "node:assert/strict";
+import { Batcher } from "../_shared/batcher.ts";
+
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => resolve = r);
+  return { promise, resolve };
+}
+
+const byValue = { keyOf: (n: number) => String(n) };
+
+Deno.test("a lone call runs at once as a batch of one", async () => {
+  const batches: number[][] = [];
+  const batcher = new Batcher<number, number>((items) => {
+    batches.push(items);
+    return Promise.resolve(items.map((n) => n * 10));
+  }, { maxInFlight: 2, maxBatch: 8, ...byValue });
+  assert.equal(await batcher.submit(1), 10);
+  assert.deepEqual(batches, [[1]]);
+});
+
+Deno.test("waiting calls go together, at most maxBatch, in arrival order", async () => {
+  const gates: ReturnType<typeof deferred>[] = [];
+  const batches: number[][] = [];
+  const batcher = new Batcher<number, number>(async (items) => {
+    batches.push(items);
+    const gate = deferred();
+    gates.push(gate);
+    await gate.promise;
+    return items.map((n) => -n);
+  }, { maxInFlight: 1, maxBatch: 3, ...byValue });
+  const results = [1, 2, 3, 4, 5, 6].map((n) => batcher.submit(n));
+  assert.deepEqual(batches, [[1]], "the first call runs alone at once");
+  gates[0].resolve();
+  await results[0];
+  await Promise.resolve();
+  assert.deepEqual(batches[1], [2, 3, 4]);
+  gates[1].resolve();
+  await results[1];
+  await Promise.resolve();
+  assert.deepEqual(batches[2], [5, 6]);
+  gates[2].resolve();
+  assert.deepEqual(await Promise.all(results), [-1, -2, -3, -4, -5, -6]);
+});
+
+Deno.test("batches running at the same time never share a key", async () => {
+  const gates = new Map<string, ReturnType<typeof deferred>>();
+  const running = new Set<string>();
+  const overlaps: string[] = [];
+  const batches: string[][] = [];
+  const batcher = new Batcher<string, string>(async (items) => {
+    batches.push(items);
+    const keys = new Set(items.map((s) => s[0]));
+    for (const key of keys) {
+      if (running.has(key)) overlaps.push(key);
+      running.add(key);
+    }
+    const gate = deferred();
+    gates.set(items.join(","), gate);
+    await gate.promise;
+    for (const key of keys) running.delete(key);
+    return items;
+  }, { maxInFlight: 2, maxBatch: 8, keyOf: (s) => s[0] });
+  const results = ["a1", "b1", "a2", "c1", "b2", "a3"].map((s) => batcher.submit(s));
+  // a1 and b1 run at once; a2 and b2 wait for them, c1 waits only for a free slot.
+  assert.deepEqual(batches, [["a1"], ["b1"]]);
+  gates.get("a1")!.resolve();
+  await results[0];
+  await Promise.resolve();
+  assert.deepEqual(
+    batches[2],
+    ["a2", "c1", "a3"],
+    "a's calls go once a1 ended; b2 still waits for b1",
+  );
+  gates.get("b1")!.resolve();
+  await results[1];
+  await Promise.resolve();
+  assert.deepEqual(batches[3], ["b2"]);
+  gates.get("a2,c1,a3")!.resolve();
+  gates.get("b2")!.resolve();
+  assert.deepEqual(await Promise.all(results), ["a1", "b1", "a2", "c1", "b2", "a3"]);
+  assert.deepEqual(overlaps, []);
+});
+
+Deno.test("a failed batch fails its own calls only, and the batcher goes on", async () => {
+  const batcher = new Batcher<number, number>((items) => {
+    if (items.includes(13)) return Promise.reject(new Error("database down"));
+    return Promise.resolve(items);
+  }, { maxInFlight: 1, maxBatch: 4, ...byValue });
+  const unlucky = batcher.submit(13);
+  const next = batcher.submit(2);
+  await assert.rejects(unlucky, { message: /database down/ });
+  assert.equal(await next, 2);
+});
+
+Deno.test("an answer with the wrong number of results fails the batch", async () => {
+  const batcher = new Batcher<number, number>(
+    () => Promise.resolve([1]),
+    { maxInFlight: 1, maxBatch: 4, ...byValue },
+  );
+  const first = batcher.submit(1);
+  const a = batcher.submit(2);
+  const b = batcher.submit(3);
+  assert.equal(await first, 1);
+  await assert.rejects(a, { message: /1 results for 2 items/ });
+  await assert.rejects(b, { message: /1 results for 2 items/ });
+});
+
+Deno.test("limits below one are refused", () => {
+  assert.throws(
+    () =>
+      new Batcher<number, number>((items) => Promise.resolve(items), {
+        maxInFlight: 0,
+        maxBatch: 1,
+        ...byValue,
+      }),
+    RangeError,
+  );
+});
