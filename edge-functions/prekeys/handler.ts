@@ -159,6 +159,8 @@ const FETCH_ERRORS: Record<string, HttpError> = {
  * Fetches without an invite that arrive while others are in the database go together: one
  * statement, a call of keyserver.gateway_prekey_fetch per fetch. On 2 cores that shares the
  * statement, transaction and round-trip costs that dominated a fetch (BENCHMARKS.md, Gateway).
+ * Up to 4 batches of up to 4 fetches at a time (one per pooled connection; larger batches made
+ * the fetches in them wait for each other, fewer left cores idle between batches).
  * Batches running at the same time never hold the same caller, and the rows a fetch waits for
  * are its caller's rate-limit buckets (bundles are claimed with SKIP LOCKED), so concurrent
  * batches never wait for each other.
@@ -175,8 +177,8 @@ const fetchBatcher = new Batcher<FetchRequest, FetchRow>(
         order by r.n`
     ),
   {
-    maxInFlight: Number(Deno.env.get("SPOTS_FETCH_BATCHES_IN_FLIGHT") ?? "2"),
-    maxBatch: 16,
+    maxInFlight: Number(Deno.env.get("SPOTS_FETCH_BATCHES_IN_FLIGHT") ?? "4"),
+    maxBatch: Number(Deno.env.get("SPOTS_FETCH_BATCH_MAX") ?? "4"),
     keyOf: (request) => request.caller_user,
   },
 );
