@@ -23,7 +23,8 @@
  *
  * The gateway hands the bundles out only when its policy (the core's evaluateEligibility, in
  * WASM) also allows on these facts: nothing is handed out unless both allow, as before. The
- * two rules are the same (20261127100000; the Deno tests run both on the same cases), so they
+ * two rules are the same (20261127100000; edge-functions/tests/policy_parity_test.ts runs both
+ * on every combination of facts), so they
  * disagree only if one is changed without the other; then the claimed bundle is withheld and
  * the gateway logs the disagreement: it fails closed at the price of one one-time key, where
  * the two-statement fetch claimed nothing.
