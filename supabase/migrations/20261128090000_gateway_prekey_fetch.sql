@@ -24,10 +24,9 @@
  * The gateway hands the bundles out only when its policy (the core's evaluateEligibility, in
  * WASM) also allows on these facts: nothing is handed out unless both allow, as before. The
  * two rules are the same (20261127100000; edge-functions/tests/policy_parity_test.ts runs both
- * on every combination of facts), so they
- * disagree only if one is changed without the other; then the claimed bundle is withheld and
- * the gateway logs the disagreement: it fails closed at the price of one one-time key, where
- * the two-statement fetch claimed nothing.
+ * on every combination of facts), so they disagree only if one is changed without the other;
+ * then the claimed bundle is withheld and the gateway logs the disagreement: it fails closed at
+ * the price of one one-time key, where the two-statement fetch claimed nothing.
  *
  * Batches: the gateway sends the fetches that arrive while earlier ones are in the database as
  * one statement, a LATERAL call of this function per request in one transaction, so the
