@@ -410,28 +410,19 @@ pub unsafe extern "C" fn spots_community_share_sender_chain(
     now_ms: u64,
     out_json: *mut SpotsBuffer,
 ) -> SpotsStatus {
-    ffi_call(|| {
-        // SAFETY: the caller's contract covers every pointer argument.
-        let (handle, out_json, id, list) = unsafe {
-            (
-                self::handle(handle)?,
-                out_buffer(out_json, "out_json")?,
-                community(community_id)?,
-                bytes(recipients_json, recipients_json_len, "recipients_json")?,
-            )
-        };
-        let epoch = server_epoch(id, key_id)?;
-        let list = recipients(list)?;
-        let now = Timestamp::from_millis(now_ms);
-        let mut transport = handle.lock();
-        let shares = operation(&mut transport, |t| {
-            let mut rng = os_rng();
-            let payload = t.start_sender_chain(id, epoch, now, &mut rng)?;
-            t.create_shares(&list, &payload, now, &mut rng)
-        })?;
-        json_buffer(out_json, &shares_json(&shares, key_id));
-        Ok(())
-    })
+    // SAFETY: the caller's contract is the helper's.
+    unsafe {
+        seal_sender_chain(
+            SenderChain::Start,
+            handle,
+            community_id,
+            key_id,
+            recipients_json,
+            recipients_json_len,
+            now_ms,
+            out_json,
+        )
+    }
 }
 
 /// Replaces our sender chain in the epoch `key_id` by a fresh one (new chain id, keys) without
@@ -442,6 +433,44 @@ pub unsafe extern "C" fn spots_community_share_sender_chain(
 /// As [`spots_community_share_sender_chain`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spots_community_reset_sender_chain(
+    handle: *const SpotsTransport,
+    community_id: *const c_char,
+    key_id: u32,
+    recipients_json: *const u8,
+    recipients_json_len: usize,
+    now_ms: u64,
+    out_json: *mut SpotsBuffer,
+) -> SpotsStatus {
+    // SAFETY: the caller's contract is the helper's.
+    unsafe {
+        seal_sender_chain(
+            SenderChain::Reset,
+            handle,
+            community_id,
+            key_id,
+            recipients_json,
+            recipients_json_len,
+            now_ms,
+            out_json,
+        )
+    }
+}
+
+/// Which chain [`seal_sender_chain`] seals: our first in the epoch, or a fresh replacement.
+#[derive(Clone, Copy)]
+enum SenderChain {
+    Start,
+    Reset,
+}
+
+/// Starts or resets our sender chain in the epoch `key_id` and seals it for every recipient,
+/// in one transaction; the shares JSON goes to `out_json`.
+///
+/// # Safety
+/// As [`spots_community_share_sender_chain`].
+#[allow(clippy::too_many_arguments)] // the C arguments of both calls, forwarded
+unsafe fn seal_sender_chain(
+    chain: SenderChain,
     handle: *const SpotsTransport,
     community_id: *const c_char,
     key_id: u32,
@@ -466,7 +495,10 @@ pub unsafe extern "C" fn spots_community_reset_sender_chain(
         let mut transport = handle.lock();
         let shares = operation(&mut transport, |t| {
             let mut rng = os_rng();
-            let payload = t.reset_sender_chain(id, epoch, now, &mut rng)?;
+            let payload = match chain {
+                SenderChain::Start => t.start_sender_chain(id, epoch, now, &mut rng)?,
+                SenderChain::Reset => t.reset_sender_chain(id, epoch, now, &mut rng)?,
+            };
             t.create_shares(&list, &payload, now, &mut rng)
         })?;
         json_buffer(out_json, &shares_json(&shares, key_id));

@@ -28,6 +28,17 @@ struct Failure {
 
 type Outcome<T> = Result<T, Failure>;
 
+/// `spots_community_share_sender_chain` and `spots_community_reset_sender_chain`.
+type SealChainCall = unsafe extern "C" fn(
+    *const SpotsTransport,
+    *const std::ffi::c_char,
+    u32,
+    *const u8,
+    usize,
+    u64,
+    *mut SpotsBuffer,
+) -> SpotsStatus;
+
 fn cs(text: &str) -> CString {
     CString::new(text).unwrap()
 }
@@ -211,31 +222,27 @@ impl Device {
     }
 
     fn share_chain(&self, key_id: u32, recipients: &Value, now: u64) -> Outcome<Value> {
-        let community = cs(COMMUNITY);
-        let recipients = recipients.to_string();
-        let mut out = SpotsBuffer::EMPTY;
-        // SAFETY: an open handle, valid strings and buffers.
-        let status = unsafe {
-            spots_community_share_sender_chain(
-                self.handle,
-                community.as_ptr(),
-                key_id,
-                recipients.as_ptr(),
-                recipients.len(),
-                now,
-                &mut out,
-            )
-        };
-        json_of(status, &mut out)
+        self.seal_chain(spots_community_share_sender_chain, key_id, recipients, now)
     }
 
     fn reset_chain(&self, key_id: u32, recipients: &Value, now: u64) -> Outcome<Value> {
+        self.seal_chain(spots_community_reset_sender_chain, key_id, recipients, now)
+    }
+
+    /// Calls one of the two calls that seal a sender chain (same arguments).
+    fn seal_chain(
+        &self,
+        call: SealChainCall,
+        key_id: u32,
+        recipients: &Value,
+        now: u64,
+    ) -> Outcome<Value> {
         let community = cs(COMMUNITY);
         let recipients = recipients.to_string();
         let mut out = SpotsBuffer::EMPTY;
         // SAFETY: an open handle, valid strings and buffers.
         let status = unsafe {
-            spots_community_reset_sender_chain(
+            call(
                 self.handle,
                 community.as_ptr(),
                 key_id,
