@@ -3,10 +3,11 @@
 // (at most `maxBatch`). So a lone call pays no wait, and under load the database sees one
 // statement per batch instead of one per call.
 //
-// Calls carry a key, and batches running at the same time never share one: a call whose key is
-// in a running batch waits for that batch to end. When each key owns the rows its calls lock
-// (a prekey fetch's rate-limit buckets belong to its caller), two concurrent batches never wait
-// for each other's rows, so they cannot deadlock whatever order they lock them in.
+// Calls carry a key, and a key is in at most one call of all the running batches: a call whose
+// key is in a running batch, or already in the batch being formed, waits for a later batch.
+// When each key owns the rows its calls write (a prekey fetch's rate-limit buckets belong to its
+// caller), concurrent batches never wait for each other's rows, and one statement writes each
+// such row at most once.
 
 type Pending<In, Out> = {
   item: In;
@@ -60,13 +61,21 @@ export class Batcher<In, Out> {
     }
   }
 
-  /** The next batch: waiting calls in arrival order whose keys no running batch holds. */
+  /**
+   * The next batch: waiting calls in arrival order whose keys no running batch holds, one call
+   * per key.
+   */
   #take(): Pending<In, Out>[] {
     const batch: Pending<In, Out>[] = [];
+    const keys = new Set<string>();
     const rest: Pending<In, Out>[] = [];
     for (const pending of this.#queue) {
-      if (batch.length < this.#options.maxBatch && !this.#running.has(pending.key)) {
+      if (
+        batch.length < this.#options.maxBatch && !this.#running.has(pending.key) &&
+        !keys.has(pending.key)
+      ) {
         batch.push(pending);
+        keys.add(pending.key);
       } else {
         rest.push(pending);
       }

@@ -155,30 +155,39 @@ const FETCH_ERRORS: Record<string, HttpError> = {
   device_not_owned: new HttpError(403, "device_not_owned", "not an active device of yours"),
 };
 
+/** keyserver.gateway_prekey_fetch_batch takes up to this many fetches. */
+const FETCH_BATCH_LIMIT = 16;
+
+function fetchBatchMax(): number {
+  const max = Number(Deno.env.get("SPOTS_FETCH_BATCH_MAX") ?? "4");
+  if (!(Number.isInteger(max) && max >= 1 && max <= FETCH_BATCH_LIMIT)) {
+    throw new RangeError(`SPOTS_FETCH_BATCH_MAX must be 1 to ${FETCH_BATCH_LIMIT}`);
+  }
+  return max;
+}
+
 /**
- * Fetches without an invite that arrive while others are in the database go together: one
- * statement, a call of keyserver.gateway_prekey_fetch per fetch. On 2 cores that shares the
- * statement, transaction and round-trip costs that dominated a fetch (BENCHMARKS.md, Gateway).
- * Up to 4 batches of up to 4 fetches at a time (one per pooled connection; larger batches made
- * the fetches in them wait for each other, fewer left cores idle between batches).
- * Batches running at the same time never hold the same caller, and the rows a fetch waits for
- * are its caller's rate-limit buckets (bundles are claimed with SKIP LOCKED), so concurrent
- * batches never wait for each other.
+ * Fetches without an invite that arrive while others are in the database go together as one
+ * call of keyserver.gateway_prekey_fetch_batch, which runs each step once for the whole batch.
+ * On 2 cores that shares the statement, transaction and round-trip costs that dominated a
+ * fetch (BENCHMARKS.md, Gateway). Up to 4 batches of up to 4 fetches at a time (one per pooled
+ * connection; larger batches made the fetches in them wait for each other, fewer left cores
+ * idle between batches). A caller is in at most one fetch of the running batches (the batch
+ * function takes one fetch per caller), so batches never wait for each other's buckets; the
+ * function also locks in one global order, which keeps batches of other gateway processes
+ * from deadlocking with these.
  */
 const fetchBatcher = new Batcher<FetchRequest, FetchRow>(
   (requests) =>
     keyserver(() =>
-      serviceDb()<FetchRow[]>`select f.* from rows from (jsonb_to_recordset(
-          ${JSON.stringify(requests)}::text::jsonb) as (caller_user uuid, caller_agent text,
-          caller_device integer, target_agent text, target_device integer))
-        with ordinality as r(caller_user, caller_agent, caller_device, target_agent, target_device, n)
-        cross join lateral keyserver.gateway_prekey_fetch(r.caller_user, r.caller_agent,
-          r.caller_device, r.target_agent, r.target_device, null) f
-        order by r.n`
+      serviceDb()<FetchRow[]>`select f.error, f.rate_allowed, f.rate_capacity, f.rate_remaining,
+          f.rate_reset_seconds, f.rate_retry_after_seconds, f.facts, f.bundles
+        from keyserver.gateway_prekey_fetch_batch(${JSON.stringify(requests)}::text::jsonb) f
+        order by f.n`
     ),
   {
     maxInFlight: Number(Deno.env.get("SPOTS_FETCH_BATCHES_IN_FLIGHT") ?? "4"),
-    maxBatch: Number(Deno.env.get("SPOTS_FETCH_BATCH_MAX") ?? "4"),
+    maxBatch: fetchBatchMax(),
     keyOf: (request) => request.caller_user,
   },
 );

@@ -1,6 +1,6 @@
 // The batcher behind the gateway's prekey fetches: a lone call runs at once, calls arriving
-// while the in-flight limit is reached go together, batches running at the same time share no
-// key, and failures reach every caller of their batch and only those.
+// while the in-flight limit is reached go together, a key is in at most one call of the running
+// batches, and failures reach every caller of their batch and only those.
 import assert from "node:assert/strict";
 import { Batcher } from "../_shared/batcher.ts";
 
@@ -72,17 +72,37 @@ Deno.test("batches running at the same time never share a key", async () => {
   await Promise.resolve();
   assert.deepEqual(
     batches[2],
-    ["a2", "c1", "a3"],
-    "a's calls go once a1 ended; b2 still waits for b1",
+    ["a2", "c1"],
+    "a2 goes once a1 ended, a3 not with it (one call per key); b2 still waits for b1",
   );
   gates.get("b1")!.resolve();
   await results[1];
   await Promise.resolve();
-  assert.deepEqual(batches[3], ["b2"]);
-  gates.get("a2,c1,a3")!.resolve();
+  assert.deepEqual(batches[3], ["b2"], "a3 still waits for a2");
+  gates.get("a2,c1")!.resolve();
+  await results[2];
+  await Promise.resolve();
+  assert.deepEqual(batches[4], ["a3"]);
   gates.get("b2")!.resolve();
+  gates.get("a3")!.resolve();
   assert.deepEqual(await Promise.all(results), ["a1", "b1", "a2", "c1", "b2", "a3"]);
   assert.deepEqual(overlaps, []);
+});
+
+Deno.test("a batch holds one call per key; the others of that key go in later batches", async () => {
+  const batches: string[][] = [];
+  const gate = deferred();
+  const batcher = new Batcher<string, string>(async (items) => {
+    batches.push(items);
+    if (items.includes("z")) await gate.promise;
+    return items;
+  }, { maxInFlight: 1, maxBatch: 8, keyOf: (s) => s[0] });
+  const blocker = batcher.submit("z");
+  const results = ["a1", "a2", "b1", "a3", "b2"].map((s) => batcher.submit(s));
+  gate.resolve();
+  await blocker;
+  assert.deepEqual(await Promise.all(results), ["a1", "a2", "b1", "a3", "b2"]);
+  assert.deepEqual(batches, [["z"], ["a1", "b1"], ["a2", "b2"], ["a3"]]);
 });
 
 Deno.test("a failed batch fails its own calls only, and the batcher goes on", async () => {
