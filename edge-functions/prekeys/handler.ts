@@ -273,7 +273,9 @@ function policyAllows(facts: EligibilityFacts, bundles: string): boolean {
 }
 
 async function padUntil(started: number): Promise<void> {
-  const wait = FETCH_MIN_MS - (performance.now() - started);
+  // Timers take whole milliseconds (setTimeout drops a fraction, so it could fire early) and
+  // never fire before their delay: rounding up keeps every answer at or above the minimum.
+  const wait = Math.ceil(FETCH_MIN_MS - (performance.now() - started));
   if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
 }
 
