@@ -159,7 +159,7 @@ const FETCH_ERRORS: Record<string, HttpError> = {
 const FETCH_BATCH_LIMIT = 16;
 
 function fetchBatchMax(): number {
-  const max = Number(Deno.env.get("SPOTS_FETCH_BATCH_MAX") ?? "4");
+  const max = Number(Deno.env.get("SPOTS_FETCH_BATCH_MAX") ?? "8");
   if (!(Number.isInteger(max) && max >= 1 && max <= FETCH_BATCH_LIMIT)) {
     throw new RangeError(`SPOTS_FETCH_BATCH_MAX must be 1 to ${FETCH_BATCH_LIMIT}`);
   }
@@ -170,9 +170,10 @@ function fetchBatchMax(): number {
  * Fetches without an invite that arrive while others are in the database go together as one
  * call of keyserver.gateway_prekey_fetch_batch, which runs each step once for the whole batch.
  * On 2 cores that shares the statement, transaction and round-trip costs that dominated a
- * fetch (BENCHMARKS.md, Gateway). Up to 4 batches of up to 4 fetches at a time (one per pooled
- * connection; larger batches made the fetches in them wait for each other, fewer left cores
- * idle between batches). A caller is in at most one fetch of the running batches (the batch
+ * fetch (BENCHMARKS.md, Gateway). Up to 2 batches of up to 8 fetches at a time: on the 2-core
+ * bench machine that served as many fetches as 4 x 4 or more, for less Postgres CPU per fetch
+ * (a batch's fixed cost is shared by more fetches, and two busy backends leave the gateway a
+ * core), and with one batch at a time the fetches wait for each other. A caller is in at most one fetch of the running batches (the batch
  * function takes one fetch per caller), so batches never wait for each other's buckets; the
  * function also locks in one global order, which keeps batches of other gateway processes
  * from deadlocking with these.
@@ -186,7 +187,7 @@ const fetchBatcher = new Batcher<FetchRequest, FetchRow>(
         order by f.n`
     ),
   {
-    maxInFlight: Number(Deno.env.get("SPOTS_FETCH_BATCHES_IN_FLIGHT") ?? "4"),
+    maxInFlight: Number(Deno.env.get("SPOTS_FETCH_BATCHES_IN_FLIGHT") ?? "2"),
     maxBatch: fetchBatchMax(),
     keyOf: (request) => request.caller_user,
   },
