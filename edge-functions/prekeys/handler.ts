@@ -15,12 +15,10 @@ import type { EligibilityFacts } from "../_shared/wasm/spots_crypto_wasm.d.ts";
 import * as input from "../_shared/input.ts";
 import { rateLimited, rateLimitHeaders, type RateLimitState } from "../_shared/rate_limit.ts";
 import { Batcher } from "../_shared/batcher.ts";
+import { padUntil } from "../_shared/padding.ts";
 
 /** Uploads with 100 Kyber keys are about 330 KB of JSON. */
 const PUBLISH_MAX_BODY = 600 * 1024;
-
-/** Every fetch answer takes at least this long, so outcomes cannot be told apart by timing. */
-const FETCH_MIN_MS = Number(Deno.env.get("SPOTS_FETCH_MIN_MS") ?? "8");
 
 type StockRow = {
   one_time_remaining: number;
@@ -271,13 +269,6 @@ function policyAllows(facts: EligibilityFacts, bundles: string): boolean {
     console.warn(`prekeys: policy refused bundles the database claimed (${decision.reason})`);
   }
   return decision.allowed;
-}
-
-async function padUntil(started: number): Promise<void> {
-  // Timers take whole milliseconds (setTimeout drops a fraction, so it could fire early) and
-  // never fire before their delay: rounding up keeps every answer at or above the minimum.
-  const wait = Math.ceil(FETCH_MIN_MS - (performance.now() - started));
-  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
 }
 
 export const handler = makeHandler("prekeys", async (req, route) => {
