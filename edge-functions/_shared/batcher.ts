@@ -12,6 +12,7 @@
 type Pending<In, Out> = {
   item: In;
   key: string;
+  distinct: string | null;
   resolve: (out: Out) => void;
   reject: (error: unknown) => void;
 };
@@ -20,6 +21,8 @@ export type BatcherOptions<In> = {
   maxInFlight: number;
   maxBatch: number;
   keyOf: (item: In) => string;
+  /** Calls that share this key go in different batches (running batches may share it). */
+  distinctOf?: (item: In) => string;
 };
 
 export class Batcher<In, Out> {
@@ -41,7 +44,13 @@ export class Batcher<In, Out> {
 
   submit(item: In): Promise<Out> {
     return new Promise<Out>((resolve, reject) => {
-      this.#queue.push({ item, key: this.#options.keyOf(item), resolve, reject });
+      this.#queue.push({
+        item,
+        key: this.#options.keyOf(item),
+        distinct: this.#options.distinctOf?.(item) ?? null,
+        resolve,
+        reject,
+      });
       this.#drain();
     });
   }
@@ -63,19 +72,21 @@ export class Batcher<In, Out> {
 
   /**
    * The next batch: waiting calls in arrival order whose keys no running batch holds, one call
-   * per key.
+   * per key and per distinct key.
    */
   #take(): Pending<In, Out>[] {
     const batch: Pending<In, Out>[] = [];
     const keys = new Set<string>();
+    const distincts = new Set<string>();
     const rest: Pending<In, Out>[] = [];
     for (const pending of this.#queue) {
       if (
         batch.length < this.#options.maxBatch && !this.#running.has(pending.key) &&
-        !keys.has(pending.key)
+        !keys.has(pending.key) && !(pending.distinct !== null && distincts.has(pending.distinct))
       ) {
         batch.push(pending);
         keys.add(pending.key);
+        if (pending.distinct !== null) distincts.add(pending.distinct);
       } else {
         rest.push(pending);
       }

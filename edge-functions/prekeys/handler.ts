@@ -171,10 +171,12 @@ function fetchBatchMax(): number {
  * fetch (BENCHMARKS.md, Gateway). Up to 2 batches of up to 8 fetches at a time: on the 2-core
  * bench machine that served as many fetches as 4 x 4 or more, for less Postgres CPU per fetch
  * (a batch's fixed cost is shared by more fetches, and two busy backends leave the gateway a
- * core), and with one batch at a time the fetches wait for each other. A caller is in at most one fetch of the running batches (the batch
- * function takes one fetch per caller), so batches never wait for each other's buckets; the
- * function also locks in one global order, which keeps batches of other gateway processes
- * from deadlocking with these.
+ * core), and with one batch at a time the fetches wait for each other. The batch function
+ * takes one fetch per caller and per target. A caller is in at most one fetch of all running
+ * batches, so batches never wait for each other's buckets; the function also locks in one
+ * global order, which keeps batches of other gateway processes from deadlocking with these.
+ * Fetches of one target go in different batches, which may run at the same time (bundles are
+ * claimed with SKIP LOCKED).
  */
 const fetchBatcher = new Batcher<FetchRequest, FetchRow>(
   (requests) =>
@@ -188,6 +190,7 @@ const fetchBatcher = new Batcher<FetchRequest, FetchRow>(
     maxInFlight: Number(Deno.env.get("SPOTS_FETCH_BATCHES_IN_FLIGHT") ?? "2"),
     maxBatch: fetchBatchMax(),
     keyOf: (request) => request.caller_user,
+    distinctOf: (request) => request.target_agent,
   },
 );
 

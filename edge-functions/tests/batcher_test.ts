@@ -105,6 +105,25 @@ Deno.test("a batch holds one call per key; the others of that key go in later ba
   assert.deepEqual(batches, [["z"], ["a1", "b1"], ["a2", "b2"], ["a3"]]);
 });
 
+Deno.test("calls with the same distinct key go in different batches", async () => {
+  const batches: string[][] = [];
+  const gate = deferred();
+  const batcher = new Batcher<string, string>(async (items) => {
+    batches.push(items);
+    if (items.includes("z:z")) await gate.promise;
+    return items;
+  }, { maxInFlight: 2, maxBatch: 8, keyOf: (s) => s[0], distinctOf: (s) => s[2] });
+  // caller:target; "z:z" holds one slot, so the rest gather and go in the other.
+  const blocker = batcher.submit("z:z");
+  const first = batcher.submit("a:t");
+  const rest = ["b:t", "c:u", "d:t", "e:v"].map((s) => batcher.submit(s));
+  assert.deepEqual(await first, "a:t");
+  await Promise.all(rest);
+  assert.deepEqual(batches, [["z:z"], ["a:t"], ["b:t", "c:u", "e:v"], ["d:t"]]);
+  gate.resolve();
+  await blocker;
+});
+
 Deno.test("a failed batch fails its own calls only, and the batcher goes on", async () => {
   const batcher = new Batcher<number, number>((items) => {
     if (items.includes(13)) return Promise.reject(new Error("database down"));

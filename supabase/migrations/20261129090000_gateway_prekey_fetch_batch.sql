@@ -20,8 +20,9 @@
  * Rows are locked in one global order, so batches from any number of gateway processes cannot
  * deadlock each other or the single fetch: every pair bucket of the batch in key order, then
  * every caller bucket in key order (a single fetch takes one pair bucket, then its caller
- * bucket); bundles are claimed with SKIP LOCKED. A caller appears at most once per batch (else
- * KS400): each bucket is then written once by the statement.
+ * bucket); bundles are claimed with SKIP LOCKED. A caller and a target each appear at most once
+ * per batch (else KS400): each bucket is then written once by the statement, and each target
+ * device's claim takes one bundle, as the single fetch's does.
  *
  * A bucket's verdict is read back from the row the upsert wrote (last_allowed), because the
  * leak is computed on the locked row inside ON CONFLICT DO UPDATE and RETURNING only sees the
@@ -71,6 +72,7 @@ declare
   v_min_entanglement numeric;
   v_min_compatibility numeric;
   v_repeated_callers bigint;
+  v_repeated_targets bigint;
 begin
   if p_now is null or jsonb_typeof(p_requests) is distinct from 'array'
      or jsonb_array_length(p_requests) not between 1 and 16 then
@@ -85,9 +87,11 @@ begin
          (max(s.value #>> '{}') filter (where s.key = 'min_entanglement_score'))::numeric,
          (max(s.value #>> '{}') filter (where s.key = 'min_compatibility_score'))::numeric,
          (select count(e ->> 'caller_user') - count(distinct lower(e ->> 'caller_user'))
+          from jsonb_array_elements(p_requests) e),
+         (select count(e ->> 'target_agent') - count(distinct e ->> 'target_agent')
           from jsonb_array_elements(p_requests) e)
     into v_pair_capacity, v_pair_refill, v_caller_capacity, v_caller_refill,
-         v_min_entanglement, v_min_compatibility, v_repeated_callers
+         v_min_entanglement, v_min_compatibility, v_repeated_callers, v_repeated_targets
   from keyserver.settings s
   where s.key in ('prekey_fetch_pair_capacity', 'prekey_fetch_pair_refill', 'prekey_fetch_caller_capacity',
                   'prekey_fetch_caller_refill', 'min_entanglement_score', 'min_compatibility_score');
@@ -101,9 +105,9 @@ begin
     raise exception using errcode = 'KS400', message = 'invalid_argument',
       detail = 'consume_rate_limit(key, capacity >= 1, refill_interval > 0, cost >= 1)';
   end if;
-  if v_repeated_callers > 0 then
+  if v_repeated_callers > 0 or v_repeated_targets > 0 then
     raise exception using errcode = 'KS400', message = 'invalid_argument',
-      detail = 'gateway_prekey_fetch_batch takes one fetch per caller';
+      detail = 'gateway_prekey_fetch_batch takes one fetch per caller and per target';
   end if;
 
   -- Lookups are scalar subqueries, not joins or EXISTS: a batch is a few rows, and they stay
@@ -250,10 +254,9 @@ begin
       offset 0) f -- kept a subquery: inlined, the facts would be built once per use
     where r.allowed
   ),
-  -- Each active target device of an allowed fetch; k numbers the fetches of the same device.
+  -- Each active target device of an allowed fetch (a target is in one fetch of the batch).
   wanted as materialized (
-    select f.n, d.agent_id, d.device_id, d.registration_id, d.identity_key,
-           row_number() over (partition by d.agent_id, d.device_id order by f.n) as k
+    select f.n, d.agent_id, d.device_id, d.registration_id, d.identity_key
     from factual f
     cross join lateral (
       select ad.agent_id, ad.device_id, ad.registration_id, ad.identity_key
@@ -263,29 +266,23 @@ begin
       offset 0) d
     where f.db_allows
   ),
-  -- Per device, as many unclaimed one-time bundles as fetches want, oldest expiry first, in
-  -- one locked scan (a second scan in the same statement would see the first one's rows again).
-  available as materialized (
-    select w.agent_id, w.device_id, a.ids
-    from (select wd.agent_id, wd.device_id, count(*) as wanted_count
-          from wanted wd group by wd.agent_id, wd.device_id) w
-    cross join lateral (select array(
-      select c.id from public.signal_prekey_bundles_v2 c
-      where c.agent_id = w.agent_id and c.device_id = w.device_id and c.consumed = false
-        and c.expires_at > p_now and c.kind = 'one_time'
-      order by c.expires_at
-      limit w.wanted_count
-      for update skip locked) as ids) a
-  ),
+  -- One unclaimed one-time bundle per device, oldest expiry first: keyserver.claim_prekey_bundles'
+  -- query (20261129090100: "consumed <= false" and this ORDER BY keep the generic plan on the
+  -- claim index rather than walking the expiry index across every device's bundles).
   claimed as materialized (
     update public.signal_prekey_bundles_v2 b
     set consumed = true, consumed_at = p_now
     from wanted w
-    join available a on a.agent_id = w.agent_id and a.device_id = w.device_id
-    where b.id = a.ids[w.k]
+    where b.id = (
+      select c.id from public.signal_prekey_bundles_v2 c
+      where c.agent_id = w.agent_id and c.device_id = w.device_id and c.consumed <= false
+        and c.expires_at > p_now and c.kind = 'one_time'
+      order by c.consumed, c.expires_at
+      limit 1
+      for update skip locked)
     returning w.n, w.device_id, b.key_id, b.kind, b.bundle_json
   ),
-  -- No one-time bundle left for that fetch: the device's last-resort bundle, logged.
+  -- No one-time bundle left for that device: its last-resort bundle, logged.
   last_resort as materialized (
     select w.n, w.agent_id, w.device_id, lr.key_id, lr.kind, lr.bundle_json
     from wanted w
@@ -300,14 +297,14 @@ begin
     insert into keyserver.last_resort_claims (agent_id, device_id, key_id, claimed_at)
     select l.agent_id, l.device_id, l.key_id, p_now from last_resort l
   ),
+  -- The answer as the text keyserver.gateway_prekey_fetch returns (jsonb's output form: keys
+  -- by length, then bytes), built as text: as jsonb, each 3.9 KB bundle was taken apart and
+  -- put together again by jsonb_build_object, jsonb_agg and the final cast.
   handed as (
-    select w.n, jsonb_agg(jsonb_build_object(
-        'device_id', w.device_id,
-        'registration_id', w.registration_id,
-        'identity_key', encode(w.identity_key, 'base64'),
-        'kind', h.kind,
-        'key_id', h.key_id,
-        'bundle', h.bundle_json) order by w.device_id) as bundles
+    select w.n, '[' || string_agg(format(
+        '{"kind": %s, "bundle": %s, "key_id": %s, "device_id": %s, "identity_key": %s, "registration_id": %s}',
+        to_json(h.kind), h.bundle_json, h.key_id, w.device_id,
+        to_json(encode(w.identity_key, 'base64')), w.registration_id), ', ' order by w.device_id) || ']' as bundles
     from wanted w
     join (select cl.n, cl.device_id, cl.key_id, cl.kind, cl.bundle_json from claimed cl
           union all
@@ -323,7 +320,7 @@ begin
          case when r.allowed then 0 else ceil((r.level + 1 - r.capacity) * r.seconds / r.capacity)::integer end,
          f.facts - 'target_user_id',
          case when r.error is not null then null
-              when h.bundles is not null then h.bundles::text
+              when h.bundles is not null then h.bundles
               when f.db_allows then keyserver.read_legacy_v1_bundle(f.target_agent, f.target_device)::text
               else '[]' end
   from rated r
@@ -333,7 +330,7 @@ begin
 end;
 $$;
 comment on function keyserver.gateway_prekey_fetch_batch(jsonb, timestamptz) is
-  'service_role (gateway): up to 16 prekey fetches without an invite ([{caller_user, caller_agent, caller_device, target_agent, target_device}], one per caller), answered one row per fetch in order (n = 1..) exactly as keyserver.gateway_prekey_fetch answers each; locks every pair bucket, then every caller bucket, in key order.';
+  'service_role (gateway): up to 16 prekey fetches without an invite ([{caller_user, caller_agent, caller_device, target_agent, target_device}], one per caller and per target), answered one row per fetch in order (n = 1..) exactly as keyserver.gateway_prekey_fetch answers each; locks every pair bucket, then every caller bucket, in key order.';
 
 revoke all on function keyserver.gateway_prekey_fetch_batch(jsonb, timestamptz) from public, anon, authenticated;
 grant execute on function keyserver.gateway_prekey_fetch_batch(jsonb, timestamptz) to service_role;

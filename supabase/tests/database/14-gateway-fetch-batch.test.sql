@@ -2,11 +2,11 @@
 -- set-based statement: who may execute it; what it refuses as a whole; and, fetch for fetch,
 -- the answers and the rows left behind of keyserver.gateway_prekey_fetch on the same fetches
 -- (both run from the same state: errors, refusals, the uniform answer, rate limits of both
--- buckets with leak over time, several fetches of one device in one batch, the last-resort
--- fallback and its log).
+-- buckets with leak over time, one-time bundles handed out in turn, the last-resort fallback
+-- and its log).
 begin;
 \ir ../helpers/tests_schema.sql
-select plan(15);
+select plan(16);
 
 do $$
 begin
@@ -68,6 +68,13 @@ select throws_ok($$ select * from keyserver.gateway_prekey_fetch_batch(
       jsonb_build_object('caller_user', upper(tests.uid('alice')::text), 'caller_agent', 'agent-alice',
                          'caller_device', 2, 'target_agent', 'agent-bob'))) $$,
   'KS400', 'invalid_argument', 'two fetches of one caller (its buckets would be written twice)');
+select throws_ok($$ select * from keyserver.gateway_prekey_fetch_batch(
+    jsonb_build_array(
+      jsonb_build_object('caller_user', tests.uid('alice'), 'caller_agent', 'agent-alice', 'caller_device', 1,
+                         'target_agent', 'agent-friend', 'target_device', 1),
+      jsonb_build_object('caller_user', tests.uid('bob'), 'caller_agent', 'agent-bob',
+                         'caller_device', 1, 'target_agent', 'agent-friend', 'target_device', 2))) $$,
+  'KS400', 'invalid_argument', 'two fetches of one target (each target device''s claim takes one bundle)');
 select is((select count(*)::integer from keyserver.rate_limit_buckets where key like '%' || tests.uid('alice') || '%'), 0,
   'refused batches touched no bucket');
 
@@ -78,37 +85,39 @@ select is((select count(*)::integer from keyserver.rate_limit_buckets where key 
 create temporary table rounds (round integer, n integer, at integer, caller text, agent text, device integer,
                                target text, target_device integer);
 insert into rounds values
-  -- errors; eligible (one device twice in the batch, a device with only a last-resort bundle,
-  -- a target without bundles); blocked; missing
+  -- eligible (a device with a one-time bundle, one with only its last-resort bundle; a target
+  -- without bundles); not eligible (no shared community); errors
   (1, 1, 0, 'alice', 'agent-alice', 1, 'agent-friend', null),
-  (1, 2, 0, 'bob', 'agent-bob', 1, 'agent-friend', 1),
-  (1, 3, 0, 'friend', 'agent-friend', 1, 'agent-alice', null),
-  (1, 4, 0, 'blocker', 'agent-blocker', 1, 'agent-alice', 1),
-  (1, 5, 0, 'connent', 'agent-connent', 1, 'agent-alice', 1),
-  (1, 6, 0, 'stranger', 'agent-alice', 1, 'agent-friend', 1),
-  (1, 7, 0, 'inviter', 'agent-inviter', 3, 'agent-friend', 1),
-  (1, 8, 0, 'connlo', 'agent-connlo', 1, 'bad id!', null),
-  (1, 9, 0, 'dora', 'agent-dora', 1, 'agent-friend', 128),
-  -- the last one-time bundle of friend's device 1, then its last-resort bundle; not eligible
-  -- (a connection below both thresholds, no shared community); last-resort bundles only
+  (1, 2, 0, 'friend', 'agent-friend', 1, 'agent-alice', null),
+  (1, 3, 0, 'bob', 'agent-bob', 1, 'agent-stranger', 1),
+  (1, 4, 0, 'stranger', 'agent-alice', 1, 'agent-x1', 1),
+  (1, 5, 0, 'inviter', 'agent-inviter', 3, 'agent-x2', 1),
+  (1, 6, 0, 'connlo', 'agent-connlo', 1, 'bad id!', null),
+  (1, 7, 0, 'dora', 'agent-dora', 1, 'agent-x3', 128),
+  -- the next one-time bundle of friend's device 1; blocked; not eligible
   (2, 1, 0, 'bob', 'agent-bob', 1, 'agent-friend', 1),
-  (2, 2, 0, 'alice', 'agent-alice', 1, 'agent-friend', 1),
-  (2, 3, 0, 'connlo', 'agent-connlo', 1, 'agent-alice', null),
+  (2, 2, 0, 'blocker', 'agent-blocker', 1, 'agent-alice', 1),
+  (2, 3, 0, 'connlo', 'agent-connlo', 1, 'agent-connent', null),
   (2, 4, 0, 'connent', 'agent-connent', 1, 'agent-stranger', 1),
-  (2, 5, 0, 'blocker', 'agent-blocker', 1, 'agent-friend', null),
-  -- the pair bucket refuses (alice -> friend a third time); bob's caller bucket fills
-  (3, 1, 10, 'alice', 'agent-alice', 1, 'agent-friend', 2),
-  (3, 2, 10, 'bob', 'agent-bob', 1, 'agent-ghost1', null),
-  (3, 3, 10, 'connlo', 'agent-connlo', 1, 'agent-ghost2', null),
+  -- the last one; eligible by an AI2AI connection (nothing to hand out); missing
+  (3, 1, 0, 'alice', 'agent-alice', 1, 'agent-friend', 1),
+  (3, 2, 0, 'connent', 'agent-connent', 1, 'agent-alice', 1),
+  (3, 3, 0, 'bob', 'agent-bob', 1, 'agent-ghost1', null),
+  -- the pair bucket refuses alice's third fetch of friend; last-resort bundles only; bob's
+  -- caller bucket is full
+  (4, 1, 10, 'alice', 'agent-alice', 1, 'agent-friend', 2),
+  (4, 2, 10, 'blocker', 'agent-blocker', 1, 'agent-ghost2', null),
+  (4, 3, 10, 'connlo', 'agent-connlo', 1, 'agent-ghost3', null),
+  (4, 4, 10, 'friend', 'agent-friend', 2, 'agent-blocker', null),
   -- the caller bucket refuses (bob's fourth fetch); connlo's fills
-  (4, 1, 20, 'bob', 'agent-bob', 1, 'agent-ghost3', null),
-  (4, 2, 20, 'connlo', 'agent-connlo', 1, 'agent-ghost4', 1),
-  (4, 3, 20, 'alice', 'agent-alice', 1, 'agent-friend', 2),
+  (5, 1, 20, 'bob', 'agent-bob', 1, 'agent-ghost4', null),
+  (5, 2, 20, 'connlo', 'agent-connlo', 1, 'agent-ghost5', 1),
+  (5, 3, 20, 'blocker', 'agent-blocker', 1, 'agent-friend', null),
   -- 100 s in: alice's pair bucket has leaked enough for one more; bob's and connlo's caller
   -- buckets still refuse
-  (5, 1, 100, 'alice', 'agent-alice', 1, 'agent-friend', 2),
-  (5, 2, 100, 'bob', 'agent-bob', 1, 'agent-ghost5', null),
-  (5, 3, 100, 'connlo', 'agent-connlo', 1, 'agent-ghost6', 1);
+  (6, 1, 100, 'alice', 'agent-alice', 1, 'agent-friend', 2),
+  (6, 2, 100, 'bob', 'agent-bob', 1, 'agent-ghost6', null),
+  (6, 3, 100, 'connlo', 'agent-connlo', 1, 'agent-ghost7', 1);
 create temporary table t0 as select now() as at;
 grant select on rounds, t0 to service_role;
 
@@ -164,33 +173,33 @@ select is((select result - 'answers' from batched), (:'single_fetches')::jsonb -
   'and so are the buckets, the claimed bundles and the last-resort log it leaves');
 
 -- What those answers are, so that the comparison above cannot pass on two empty runs.
-select is((select jsonb_agg(jsonb_build_array(a ->> 'error', a ->> 'rate_allowed',
-                                              (select string_agg((b ->> 'device_id') || ':' || (b ->> 'kind') || ':'
-                                                                 || (b ->> 'key_id'), ',')
-                                               from jsonb_array_elements((a ->> 'bundles')::jsonb) b)))
-           from batched, jsonb_array_elements(result -> 'answers' -> 0) a),
-  '[[null, "true", "1:one_time:1,2:last_resort:1000002"], [null, "true", "1:one_time:2"], [null, "true", null],
-    [null, "true", null], [null, "true", null], ["caller_agent_not_owned", null, null],
-    ["device_not_owned", null, null], ["invalid_argument", null, null], ["invalid_argument", null, null]]'::jsonb,
-  'round 1: two fetches of one device get two different one-time bundles; errors answered per fetch');
-select is((select string_agg(format('%s.%s %s/%s/%s/%s/%s %s', rnd, a ->> 'n', a ->> 'rate_allowed',
-                                     a ->> 'rate_capacity', a ->> 'rate_remaining', a ->> 'rate_reset_seconds',
-                                     a ->> 'rate_retry_after_seconds',
-                                     (select string_agg((b ->> 'device_id') || ':' || (b ->> 'kind'), ',')
-                                      from jsonb_array_elements((a ->> 'bundles')::jsonb) b)),
-                              ' | ' order by rnd, (a ->> 'n')::integer)
-           from batched, jsonb_array_elements(result -> 'answers') with ordinality r(answers, rnd),
-                jsonb_array_elements(r.answers) a
-           where rnd > 1),
-  '2.1 true/2/0/180/0 1:one_time | 2.2 true/2/0/180/0 1:last_resort | 2.3 true/2/1/90/0  | 2.4 true/2/1/90/0  | '
-  || '2.5 true/2/1/90/0 1:last_resort,2:last_resort | 3.1 false/2/0/171/81  | 3.2 true/3/0/3591/0  | '
-  || '3.3 true/2/1/90/0  | 4.1 false/3/0/3581/1181  | 4.2 true/3/0/3581/0  | 4.3 false/2/0/161/71  | '
-  || '5.1 true/2/0/171/0 2:last_resort | 5.2 false/3/0/3501/1101  | 5.3 false/3/0/3501/1101 ',
-  'rounds 2-5: the last one-time bundle then last-resort ones; the pair bucket, then the caller bucket, refuse '
+create function pg_temp.summary(p_from integer, p_to integer) returns text language sql as $$
+  select string_agg(format('%s.%s %s/%s/%s/%s/%s %s', rnd, a ->> 'n', coalesce(a ->> 'error', a ->> 'rate_allowed'),
+                           a ->> 'rate_capacity', a ->> 'rate_remaining', a ->> 'rate_reset_seconds',
+                           a ->> 'rate_retry_after_seconds',
+                           (select string_agg((b ->> 'device_id') || ':' || (b ->> 'kind') || ':' || (b ->> 'key_id'), ',')
+                            from jsonb_array_elements((a ->> 'bundles')::jsonb) b)),
+                    ' | ' order by rnd, (a ->> 'n')::integer)
+  from batched, jsonb_array_elements(result -> 'answers') with ordinality r(answers, rnd),
+       jsonb_array_elements(r.answers) a
+  where rnd between p_from and p_to
+$$;
+select is(pg_temp.summary(1, 1),
+  '1.1 true/2/1/90/0 1:one_time:1,2:last_resort:1000002 | 1.2 true/2/1/90/0  | 1.3 true/2/1/90/0  | '
+  || '1.4 caller_agent_not_owned////  | 1.5 device_not_owned////  | 1.6 invalid_argument////  | '
+  || '1.7 invalid_argument//// ',
+  'round 1: a one-time bundle and a last-resort one; the uniform answer; errors answered per fetch');
+select is(pg_temp.summary(2, 6),
+  '2.1 true/2/1/90/0 1:one_time:2 | 2.2 true/2/1/90/0  | 2.3 true/2/1/90/0  | 2.4 true/2/1/90/0  | '
+  || '3.1 true/2/0/180/0 1:one_time:3 | 3.2 true/2/1/90/0  | 3.3 true/3/0/3600/0  | '
+  || '4.1 false/2/0/171/81  | 4.2 true/2/1/90/0  | 4.3 true/2/1/90/0  | 4.4 true/2/1/90/0  | '
+  || '5.1 false/3/0/3580/1180  | 5.2 true/3/0/3581/0  | 5.3 true/3/0/3581/0 1:last_resort:1000001,2:last_resort:1000002 | '
+  || '6.1 true/2/0/171/0 2:last_resort:1000002 | 6.2 false/3/0/3500/1100  | 6.3 false/3/0/3501/1101 ',
+  'rounds 2-6: one-time bundles in turn, then last-resort ones; the pair bucket, then the caller bucket, refuse '
   || 'with retry-after; the tighter bucket is reported; after 100 s alice''s pair bucket has leaked enough');
 select is((select (jsonb_array_length(result -> 'claimed'), jsonb_array_length(result -> 'last_resort_log'))::text
            from batched),
-  '(3,5)', 'rows left: three one-time bundles claimed, five last-resort hand-outs logged');
+  '(3,4)', 'rows left: three one-time bundles claimed, four last-resort hand-outs logged');
 
 select * from finish();
 rollback;
