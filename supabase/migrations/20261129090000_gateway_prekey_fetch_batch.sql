@@ -201,15 +201,13 @@ begin
     left join pair p on p.key = c.pair_key
     left join caller k on k.key = c.caller_key
     cross join lateral (
-      select case when k.key is not null
-                       and (not k.last_allowed or floor(k.capacity - k.level) < floor(p.capacity - p.level))
-                  then k.level else p.level end as level,
-             case when k.key is not null
-                       and (not k.last_allowed or floor(k.capacity - k.level) < floor(p.capacity - p.level))
-                  then k.capacity else p.capacity end as capacity,
-             case when k.key is not null
-                       and (not k.last_allowed or floor(k.capacity - k.level) < floor(p.capacity - p.level))
-                  then v_caller_seconds else v_pair_seconds end as seconds) t
+      select k.key is not null
+             and (not k.last_allowed or floor(k.capacity - k.level) < floor(p.capacity - p.level))
+             as caller_reported) u
+    cross join lateral (
+      select case when u.caller_reported then k.level else p.level end as level,
+             case when u.caller_reported then k.capacity else p.capacity end as capacity,
+             case when u.caller_reported then v_caller_seconds else v_pair_seconds end as seconds) t
   ),
   -- keyserver.contact_facts for a fetch without an invite, and the database's verdict.
   factual as materialized (
