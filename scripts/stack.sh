@@ -180,7 +180,7 @@ gateway_start() {
   (
     cd "$ROOT/edge-functions"
     exec env "${env_args[@]}" "$deno" run --frozen --allow-net=127.0.0.1 --allow-env \
-      --allow-read=. --allow-sys=hostname _local/gateway.ts
+      --allow-read=. --allow-sys=hostname --unstable-net _local/gateway.ts
   ) >"$GATEWAY_LOG" 2>&1 &
   echo $! >"$GATEWAY_PID_FILE"
   local i

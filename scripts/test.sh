@@ -84,7 +84,7 @@ test_deno() {
   run_check "deno lint" quiet "$deno" lint
   # The functions are type-checked only here: deno run (the gateway) does not check types.
   run_check "deno check (every function)" quiet "$deno" check --frozen _local/gateway.ts \
-    bench/gateway_load.ts bench/padding_floor_server.ts demo/main.ts
+    _local/gateway_worker.ts bench/gateway_load.ts demo/main.ts
   popd >/dev/null
   eval "$(stack_env)"
   # The end-to-end test drives native devices too (demo.sh's native_library).

@@ -1,27 +1,30 @@
 // Local stand-in for Supabase's edge runtime: one Deno process serving every function under
 // /functions/v1/<name>, the URL scheme hosted Supabase uses. Not deployed (underscore folder).
+//
+// Like the hosted runtime it runs several isolates (SPOTS_GATEWAY_WORKERS, default 2), each a
+// worker with its own event loop, database pools and fetch batcher, listening on the same port
+// (SO_REUSEPORT; the kernel spreads connections over them). With one isolate, Postgres waited
+// while the isolate handled a burst of answers and requests, and a third of the 2-core bench
+// machine stayed idle (BENCHMARKS.md, Gateway). Everything the isolates share is in Postgres,
+// whose functions are safe for any number of gateway processes.
 
-import { handler as health } from "../health/handler.ts";
-import { handler as prekeys } from "../prekeys/handler.ts";
-import { handler as dm } from "../dm/handler.ts";
-import { handler as communityKeys } from "../community-keys/handler.ts";
-import { handler as ops } from "../ops/handler.ts";
-import { errorResponse, HttpError } from "../_shared/http.ts";
+import { port, workers } from "./gateway_config.ts";
 
-const functions: Record<string, (req: Request) => Promise<Response>> = {
-  health,
-  prekeys,
-  dm,
-  "community-keys": communityKeys,
-  ops,
-};
-
-const port = Number(Deno.env.get("SPOTS_GATEWAY_PORT") ?? "54321");
-
-Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, (req) => {
-  const match = new URL(req.url).pathname.match(/^\/functions\/v1\/([a-z0-9-]+)(\/|$)/);
-  const fn = match ? functions[match[1]] : undefined;
-  if (!fn) return errorResponse(new HttpError(404, "not_found", "no such function"));
-  return fn(req);
-});
-console.log(`gateway listening on 127.0.0.1:${port}`);
+let listening = 0;
+for (let i = 0; i < workers; i++) {
+  const worker = new Worker(new URL("./gateway_worker.ts", import.meta.url).href, {
+    type: "module",
+  });
+  // A worker that fails (a bad setting, a taken port) stops the gateway: half a gateway would
+  // look healthy to a probe that reached the other half.
+  worker.onerror = (event) => {
+    event.preventDefault();
+    console.error(`gateway: a worker failed (${event.message})`);
+    Deno.exit(1);
+  };
+  worker.onmessage = () => {
+    if (++listening === workers) {
+      console.log(`gateway listening on 127.0.0.1:${port} (${workers} workers)`);
+    }
+  };
+}

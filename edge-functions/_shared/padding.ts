@@ -1,8 +1,9 @@
-// The minimum answer time of a prekey fetch: every answer, whatever the outcome, leaves no
-// earlier than SPOTS_FETCH_MIN_MS after its request started, so outcomes cannot be told apart
-// by timing.
+// The minimum answer time of a prekey fetch refusal: every refusal, whatever its reason, leaves
+// no earlier than SPOTS_FETCH_MIN_MS after its request started, so a missing, an ineligible and
+// a blocked target cannot be told apart by timing. Bundles, which say by themselves that the
+// target is there and accepts the caller, are handed out at once.
 
-/** Every fetch answer takes at least this long. */
+/** Every fetch refusal takes at least this long. */
 export const FETCH_MIN_MS = Number(Deno.env.get("SPOTS_FETCH_MIN_MS") ?? "8");
 
 /** Resolves no earlier than FETCH_MIN_MS after `started` (a performance.now() reading). */

@@ -5,17 +5,13 @@
 // 2. POST prekeys/fetch at 16 concurrent connections for SPOTS_BENCH_SECONDS (default 20):
 //    16 callers, 64 eligible target agents with 1000 one-time bundles each (inserted in SQL).
 // 3. POST dm/send (one genuine PreKey message per batch) at 16 connections, same duration.
-// 4. The floor: the same load on an empty server (bench/padding_floor_server.ts, in a worker)
-//    that only reads the body and holds the answer for the fetch's minimum answer time, which
-//    bounds the fetch rate at 16 connections whatever the gateway does (SPOTS_FETCH_MIN_MS as
-//    this process sees it: the gateway's default unless both are given the same value).
 //
 // Rate limits, stock and inbox caps are raised in keyserver.settings for the run and restored.
 // After the bulk insert the bundle table is vacuumed and analysed and a checkpoint is taken, so
 // the fetch phase does not measure the aftermath of the setup (autovacuum of 64,000 fresh rows).
 // Prints req/s, p50, p99 and errors for each phase, and where the CPU went during it (from /proc:
 // the stack's Postgres processes, the gateway, this load generator, everything else), per
-// request. SPOTS_BENCH_PHASES selects phases (default "fetch,send,floor").
+// request. SPOTS_BENCH_PHASES selects phases (default "fetch,send").
 //
 // Phases 2 and 3 send pre-encoded requests over bench/http1_client.ts, one keep-alive connection
 // per worker, not fetch(): fetch() cost the load generator ~0.3 ms of CPU per request, taken from
@@ -23,7 +19,6 @@
 
 import { core } from "../_shared/wasm.ts";
 import { encodeRequest, Http1Client } from "./http1_client.ts";
-import { FETCH_MIN_MS } from "../_shared/padding.ts";
 import {
   admin,
   b64,
@@ -41,7 +36,7 @@ import {
 const SECONDS = Number(Deno.env.get("SPOTS_BENCH_SECONDS") ?? "20");
 const CONNECTIONS = Number(Deno.env.get("SPOTS_BENCH_CONNECTIONS") ?? "16");
 const MAX_REQUESTS = 200_000;
-const PHASES = new Set((Deno.env.get("SPOTS_BENCH_PHASES") ?? "fetch,send,floor").split(","));
+const PHASES = new Set((Deno.env.get("SPOTS_BENCH_PHASES") ?? "fetch,send").split(","));
 const TARGETS = 64;
 const STOCK = 1000;
 
@@ -128,10 +123,8 @@ async function cpuSince(before: CpuSample | null, seconds: number): Promise<CpuU
 
 // makeRequest(worker) hands out bytes encoded before the phase starts, so what the generator
 // spends per request is a socket write and a response parse.
-async function load(
-  makeRequest: (worker: number) => () => Uint8Array,
-  server = new URL(env("GATEWAY_URL")),
-): Promise<Result> {
+async function load(makeRequest: (worker: number) => () => Uint8Array): Promise<Result> {
+  const server = new URL(env("GATEWAY_URL"));
   const latencies: number[] = [];
   const errors = new Map<number, number>();
   const cpuBefore = await cpuSample();
@@ -162,7 +155,7 @@ async function load(
   return { latencies, errors, reconnects, seconds, cpu: await cpuSince(cpuBefore, seconds) };
 }
 
-function report(name: string, r: Result, withCpu = true): void {
+function report(name: string, r: Result): void {
   const errors = [...r.errors.entries()].map(([s, n]) => `${n}x${s}`).join(" ") || "none";
   console.log(
     `${name}: ${r.latencies.length} requests in ${r.seconds.toFixed(1)} s = ${
@@ -173,7 +166,7 @@ function report(name: string, r: Result, withCpu = true): void {
       r.reconnects ? `, ${r.reconnects} reconnects` : ""
     })`,
   );
-  if (!r.cpu || !withCpu) return;
+  if (!r.cpu) return;
   // Ticks are 10 ms; per request in ms of CPU time, and as cores busy on average.
   const n = r.latencies.length;
   const perRequest = (ticks: number) => ((ticks * 1000) / TICKS_PER_SECOND / n).toFixed(3);
@@ -233,7 +226,6 @@ async function main(): Promise<void> {
     if (PHASES.has("fetch")) await fetchPhase();
     if (PHASES.has("send")) await sendPhase();
   });
-  if (PHASES.has("floor")) await floorPhase();
   await closeAdmin();
 
   async function fetchPhase(): Promise<void> {
@@ -277,26 +269,6 @@ async function main(): Promise<void> {
       return () => request;
     });
     report("dm/send", sends);
-  }
-
-  async function floorPhase(): Promise<void> {
-    const worker = new Worker(new URL("./padding_floor_server.ts", import.meta.url).href, {
-      type: "module",
-    });
-    const port = await new Promise<number>((resolve) => {
-      worker.onmessage = (event) => resolve(event.data.port);
-    });
-    const server = new URL(`http://127.0.0.1:${port}`);
-    const request = encodeRequest(
-      "POST",
-      new URL("/functions/v1/prekeys/fetch", server),
-      headers("x".repeat(300)),
-      JSON.stringify({ agent_id: "a", device_id: 1, target_agent_id: "b", target_device_id: 1 }),
-    );
-    const floor = await load(() => () => request, server);
-    worker.postMessage("stop");
-    // The empty server runs in this process: its CPU is not the gateway's.
-    report(`floor (empty server, ${FETCH_MIN_MS} ms minimum answer time)`, floor, false);
   }
 }
 

@@ -156,22 +156,26 @@ const FETCH_ERRORS: Record<string, HttpError> = {
 /** keyserver.gateway_prekey_fetch_batch takes up to this many fetches. */
 const FETCH_BATCH_LIMIT = 16;
 
-function fetchBatchMax(): number {
-  const max = Number(Deno.env.get("SPOTS_FETCH_BATCH_MAX") ?? "8");
-  if (!(Number.isInteger(max) && max >= 1 && max <= FETCH_BATCH_LIMIT)) {
-    throw new RangeError(`SPOTS_FETCH_BATCH_MAX must be 1 to ${FETCH_BATCH_LIMIT}`);
+/** A whole-number batch setting from the environment, checked when the gateway starts. */
+function batchSetting(name: string, fallback: number, max: number): number {
+  const value = Number(Deno.env.get(name) ?? String(fallback));
+  if (!(Number.isInteger(value) && value >= 1 && value <= max)) {
+    throw new RangeError(`${name} must be 1 to ${max}`);
   }
-  return max;
+  return value;
 }
+
+const FETCH_BATCH_MAX = batchSetting("SPOTS_FETCH_BATCH_MAX", 8, FETCH_BATCH_LIMIT);
 
 /**
  * Fetches without an invite that arrive while others are in the database go together as one
  * call of keyserver.gateway_prekey_fetch_batch, which runs each step once for the whole batch.
  * On 2 cores that shares the statement, transaction and round-trip costs that dominated a
- * fetch (BENCHMARKS.md, Gateway). Up to 2 batches of up to 8 fetches at a time: on the 2-core
- * bench machine that served as many fetches as 4 x 4 or more, for less Postgres CPU per fetch
- * (a batch's fixed cost is shared by more fetches, and two busy backends leave the gateway a
- * core), and with one batch at a time the fetches wait for each other. The batch function
+ * fetch (BENCHMARKS.md, Gateway). One batch of up to 8 fetches at a time per isolate: with the
+ * local gateway's 2 isolates Postgres runs up to one batch per core of the bench machine, and
+ * the fetches that arrive meanwhile make the next batch larger, which shares its fixed cost more
+ * (on the 2-core bench machine 1,580-1,625 fetches/s against 1,050-1,350 with 2 batches per
+ * isolate, interleaved; more backends than cores only competed for them). The batch function
  * takes one fetch per caller and per target. A caller is in at most one fetch of all running
  * batches, so batches never wait for each other's buckets; the function also locks in one
  * global order, which keeps batches of other gateway processes from deadlocking with these.
@@ -187,8 +191,8 @@ const fetchBatcher = new Batcher<FetchRequest, FetchRow>(
         order by f.n`
     ),
   {
-    maxInFlight: Number(Deno.env.get("SPOTS_FETCH_BATCHES_IN_FLIGHT") ?? "2"),
-    maxBatch: fetchBatchMax(),
+    maxInFlight: batchSetting("SPOTS_FETCH_BATCHES_IN_FLIGHT", 1, 64),
+    maxBatch: FETCH_BATCH_MAX,
     keyOf: (request) => request.caller_user,
     distinctOf: (request) => request.target_agent,
   },
@@ -236,27 +240,25 @@ async function fetchForContact(req: Request, started: number): Promise<Response>
     reset_seconds: row.rate_reset_seconds,
     retry_after_seconds: row.rate_retry_after_seconds,
   };
-  let response: Response;
-  if (!rate.allowed) {
-    response = errorResponse(rateLimited(rate));
-  } else if (!policyAllows(row.facts!, row.bundles)) {
-    response = errorResponse(
-      new HttpError(
-        UNAVAILABLE.status,
-        UNAVAILABLE.code,
-        UNAVAILABLE.message,
-        rateLimitHeaders(rate),
-      ),
-    );
-  } else {
-    // The bundles are the database's JSON text: no parse and re-serialisation here.
-    response = new Response(
+  if (rate.allowed && policyAllows(row.facts!, row.bundles)) {
+    // Handed out at once: bundles tell the caller the target exists and accepts it, so how soon
+    // they come tells nothing more. Only refusals are held (below).
+    return new Response(
+      // The bundles are the database's JSON text: no parse and re-serialisation here.
       `{"target_agent_id":${JSON.stringify(target)},"bundles":${row.bundles}}`,
       { status: 200, headers: { ...jsonHeaders, ...rateLimitHeaders(rate) } },
     );
   }
+  const refusal = rate.allowed
+    ? new HttpError(
+      UNAVAILABLE.status,
+      UNAVAILABLE.code,
+      UNAVAILABLE.message,
+      rateLimitHeaders(rate),
+    )
+    : rateLimited(rate);
   await padUntil(started);
-  return response;
+  return errorResponse(refusal);
 }
 
 /**
@@ -285,7 +287,7 @@ export const handler = makeHandler("prekeys", async (req, route) => {
       try {
         return await fetchForContact(req, started);
       } catch (error) {
-        // Refusals about the caller are padded too, so no fetch answer is quicker than another.
+        // Refusals about the caller are held too, so no refusal is quicker than another.
         await padUntil(started);
         throw error;
       }

@@ -79,8 +79,8 @@ Deno.test("missing, ineligible, blocked and empty targets are indistinguishable"
       `spread ${spread.toFixed(2)} ms`,
   );
   assert.ok(spread < 5, `p50 spread ${spread} ms`);
-  // The gateway's minimum answer time (its default; the stack does not set one) holds for
-  // every answer, not only on average.
+  // The gateway's minimum refusal time (its default; the stack does not set one) holds for
+  // every refusal, not only on average.
   const fastest = Math.min(...Object.values(times).flat());
   assert.ok(fastest >= 8, `an answer came after ${fastest.toFixed(2)} ms`);
 });

@@ -94,6 +94,7 @@ insert into rounds values
   (1, 5, 0, 'inviter', 'agent-inviter', 3, 'agent-x2', 1),
   (1, 6, 0, 'connlo', 'agent-connlo', 1, 'bad id!', null),
   (1, 7, 0, 'dora', 'agent-dora', 1, 'agent-x3', 128),
+  (1, 8, 0, 'blocker', 'agent-blocker', 1, repeat('a', 129), null),
   -- the next one-time bundle of friend's device 1; blocked; not eligible
   (2, 1, 0, 'bob', 'agent-bob', 1, 'agent-friend', 1),
   (2, 2, 0, 'blocker', 'agent-blocker', 1, 'agent-alice', 1),
@@ -187,7 +188,7 @@ $$;
 select is(pg_temp.summary(1, 1),
   '1.1 true/2/1/90/0 1:one_time:1,2:last_resort:1000002 | 1.2 true/2/1/90/0  | 1.3 true/2/1/90/0  | '
   || '1.4 caller_agent_not_owned////  | 1.5 device_not_owned////  | 1.6 invalid_argument////  | '
-  || '1.7 invalid_argument//// ',
+  || '1.7 invalid_argument////  | 1.8 invalid_argument//// ',
   'round 1: a one-time bundle and a last-resort one; the uniform answer; errors answered per fetch');
 select is(pg_temp.summary(2, 6),
   '2.1 true/2/1/90/0 1:one_time:2 | 2.2 true/2/1/90/0  | 2.3 true/2/1/90/0  | 2.4 true/2/1/90/0  | '
