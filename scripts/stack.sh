@@ -185,7 +185,9 @@ gateway_start() {
   echo $! >"$GATEWAY_PID_FILE"
   local i
   for i in $(seq 1 100); do
-    if curl -fsS "$GATEWAY_URL/functions/v1/health" >/dev/null 2>&1; then
+    # Up once every worker listens (one answering the probe is not enough).
+    if grep -q '^gateway listening' "$GATEWAY_LOG" &&
+      curl -fsS "$GATEWAY_URL/functions/v1/health" >/dev/null 2>&1; then
       return 0
     fi
     kill -0 "$(cat "$GATEWAY_PID_FILE")" 2>/dev/null || break
@@ -201,6 +203,9 @@ gateway_stop() {
     kill "$(cat "$GATEWAY_PID_FILE")" 2>/dev/null || true
     local i
     for i in $(seq 1 50); do gateway_running || break; sleep 0.1; done
+    # Its workers listen with SO_REUSEPORT, so a gateway left running would share the port
+    # with the next one instead of making it fail.
+    if gateway_running; then kill -9 "$(cat "$GATEWAY_PID_FILE")" 2>/dev/null || true; fi
   fi
   rm -f "$GATEWAY_PID_FILE"
 }

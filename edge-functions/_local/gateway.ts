@@ -15,8 +15,9 @@ for (let i = 0; i < workers; i++) {
   const worker = new Worker(new URL("./gateway_worker.ts", import.meta.url).href, {
     type: "module",
   });
-  // A worker that fails (a bad setting, a taken port) stops the gateway: half a gateway would
-  // look healthy to a probe that reached the other half.
+  // A worker that fails (a bad setting, a port another program holds) stops the gateway: half
+  // a gateway would look healthy to a probe that reached the other half. `./x stack` waits for
+  // the line below, printed once every worker listens.
   worker.onerror = (event) => {
     event.preventDefault();
     console.error(`gateway: a worker failed (${event.message})`);

@@ -15,7 +15,8 @@ import type { EligibilityFacts } from "../_shared/wasm/spots_crypto_wasm.d.ts";
 import * as input from "../_shared/input.ts";
 import { rateLimited, rateLimitHeaders, type RateLimitState } from "../_shared/rate_limit.ts";
 import { Batcher } from "../_shared/batcher.ts";
-import { padUntil } from "../_shared/padding.ts";
+import { noteBatchEnded, padBundlesIfNeeded, padUntil } from "../_shared/padding.ts";
+import { intSetting } from "../_shared/settings.ts";
 
 /** Uploads with 100 Kyber keys are about 330 KB of JSON. */
 const PUBLISH_MAX_BODY = 600 * 1024;
@@ -156,16 +157,7 @@ const FETCH_ERRORS: Record<string, HttpError> = {
 /** keyserver.gateway_prekey_fetch_batch takes up to this many fetches. */
 const FETCH_BATCH_LIMIT = 16;
 
-/** A whole-number batch setting from the environment, checked when the gateway starts. */
-function batchSetting(name: string, fallback: number, max: number): number {
-  const value = Number(Deno.env.get(name) ?? String(fallback));
-  if (!(Number.isInteger(value) && value >= 1 && value <= max)) {
-    throw new RangeError(`${name} must be 1 to ${max}`);
-  }
-  return value;
-}
-
-const FETCH_BATCH_MAX = batchSetting("SPOTS_FETCH_BATCH_MAX", 8, FETCH_BATCH_LIMIT);
+const FETCH_BATCH_MAX = intSetting("SPOTS_FETCH_BATCH_MAX", 8, 1, FETCH_BATCH_LIMIT);
 
 /**
  * Fetches without an invite that arrive while others are in the database go together as one
@@ -176,22 +168,24 @@ const FETCH_BATCH_MAX = batchSetting("SPOTS_FETCH_BATCH_MAX", 8, FETCH_BATCH_LIM
  * the fetches that arrive meanwhile make the next batch larger, which shares its fixed cost more
  * (on the 2-core bench machine 1,580-1,625 fetches/s against 1,050-1,350 with 2 batches per
  * isolate, interleaved; more backends than cores only competed for them). The batch function
- * takes one fetch per caller and per target. A caller is in at most one fetch of all running
- * batches, so batches never wait for each other's buckets; the function also locks in one
- * global order, which keeps batches of other gateway processes from deadlocking with these.
- * Fetches of one target go in different batches, which may run at the same time (bundles are
- * claimed with SKIP LOCKED).
+ * takes one fetch per caller and per target. A caller is in at most one fetch of an isolate's
+ * running batches, so they never wait for each other's buckets; the function also locks in one
+ * global order, which keeps batches of other isolates and gateway processes from deadlocking
+ * with these. Fetches of one target go in different batches, which may run at the same time
+ * (bundles are claimed with SKIP LOCKED).
  */
-const fetchBatcher = new Batcher<FetchRequest, FetchRow>(
-  (requests) =>
-    keyserver(() =>
-      serviceDb()<FetchRow[]>`select f.error, f.rate_allowed, f.rate_capacity, f.rate_remaining,
-          f.rate_reset_seconds, f.rate_retry_after_seconds, f.facts, f.bundles
-        from keyserver.gateway_prekey_fetch_batch(${JSON.stringify(requests)}::text::jsonb) f
-        order by f.n`
+const fetchBatcher = new Batcher<FetchRequest, DecidedRow>(
+  async (requests) =>
+    decideBatch(
+      await keyserver(() =>
+        serviceDb()<FetchRow[]>`select f.error, f.rate_allowed, f.rate_capacity, f.rate_remaining,
+            f.rate_reset_seconds, f.rate_retry_after_seconds, f.facts, f.bundles
+          from keyserver.gateway_prekey_fetch_batch(${JSON.stringify(requests)}::text::jsonb) f
+          order by f.n`
+      ),
     ),
   {
-    maxInFlight: batchSetting("SPOTS_FETCH_BATCHES_IN_FLIGHT", 1, 64),
+    maxInFlight: intSetting("SPOTS_FETCH_BATCHES_IN_FLIGHT", 1, 1, 64),
     maxBatch: FETCH_BATCH_MAX,
     keyOf: (request) => request.caller_user,
     distinctOf: (request) => request.target_agent,
@@ -199,13 +193,29 @@ const fetchBatcher = new Batcher<FetchRequest, FetchRow>(
 );
 
 /** A fetch presenting an invite goes alone: its invite row is shared with other callers. */
-async function fetchWithInvite(request: FetchRequest, invite: string): Promise<FetchRow> {
-  const [row] = await keyserver(() =>
+async function fetchWithInvite(request: FetchRequest, invite: string): Promise<DecidedRow> {
+  const rows = await keyserver(() =>
     serviceDb()<FetchRow[]>`select * from keyserver.gateway_prekey_fetch(
               ${request.caller_user}::uuid, ${request.caller_agent}, ${request.caller_device}::integer,
               ${request.target_agent}, ${request.target_device}::integer, ${invite})`
   );
-  return row;
+  return decideBatch(rows)[0];
+}
+
+/** A fetch's row and whether it hands out bundles. */
+type DecidedRow = FetchRow & { handsOut: boolean };
+
+/**
+ * Decides every fetch of a batch as its rows arrive, and notes a refusal among them before any
+ * answer is handed on, so bundles that waited for or came with a refusal are held (padding.ts).
+ */
+function decideBatch(rows: FetchRow[]): DecidedRow[] {
+  const decided = rows.map((row) => ({
+    ...row,
+    handsOut: !row.error && row.rate_allowed && policyAllows(row.facts!, row.bundles),
+  }));
+  noteBatchEnded(decided.some((row) => !row.handsOut));
+  return decided;
 }
 
 async function fetchForContact(req: Request, started: number): Promise<Response> {
@@ -240,9 +250,8 @@ async function fetchForContact(req: Request, started: number): Promise<Response>
     reset_seconds: row.rate_reset_seconds,
     retry_after_seconds: row.rate_retry_after_seconds,
   };
-  if (rate.allowed && policyAllows(row.facts!, row.bundles)) {
-    // Handed out at once: bundles tell the caller the target exists and accepts it, so how soon
-    // they come tells nothing more. Only refusals are held (below).
+  if (row.handsOut) {
+    await padBundlesIfNeeded(started);
     return new Response(
       // The bundles are the database's JSON text: no parse and re-serialisation here.
       `{"target_agent_id":${JSON.stringify(target)},"bundles":${row.bundles}}`,
@@ -263,9 +272,9 @@ async function fetchForContact(req: Request, started: number): Promise<Response>
 
 /**
  * Whether there are bundles to hand out and the core's policy allows on the database's facts
- * (evaluated for every fetch, so every answer costs the same). The database claims on its own
- * verdict, the same rule: a refusal here of claimed bundles means the two rules have drifted
- * apart, so the bundles are withheld and the drift is logged.
+ * (evaluated for every fetch the rate limits let through, whatever the target). The database
+ * claims on its own verdict, the same rule: a refusal here of claimed bundles means the two
+ * rules have drifted apart, so the bundles are withheld and the drift is logged.
  */
 function policyAllows(facts: EligibilityFacts, bundles: string): boolean {
   const decision = core.evaluateEligibility(facts);

@@ -37,9 +37,10 @@ Deno.test("64 parallel fetches of one device never share a one-time key", async 
 });
 
 Deno.test("parallel fetches by the same callers to shared and fresh targets never deadlock", async () => {
-  // Batches running at the same time never share a caller, whose buckets are the rows a fetch
-  // waits for. A deadlock would surface as a 500 (PostgreSQL aborts one transaction of the
-  // cycle); batches sorted by caller but sharing callers did deadlock here.
+  // Batches of one isolate never share a caller, whose buckets are the rows a fetch waits for;
+  // batches of the gateway's isolates may, and the function locks in one order for them. A
+  // deadlock would surface as a 500 (PostgreSQL aborts one transaction of the cycle); batches
+  // sorted by caller but sharing callers did deadlock here.
   const target = await publishedDevice(await newUser("shared"));
   const callers: Awaited<ReturnType<typeof sqlMember>>[] = [];
   for (let i = 0; i < 8; i++) callers.push(await sqlMember("lock"));

@@ -95,6 +95,7 @@ insert into rounds values
   (1, 6, 0, 'connlo', 'agent-connlo', 1, 'bad id!', null),
   (1, 7, 0, 'dora', 'agent-dora', 1, 'agent-x3', 128),
   (1, 8, 0, 'blocker', 'agent-blocker', 1, repeat('a', 129), null),
+  (1, 9, 0, 'connent', 'agent-connent', 1, '', null),
   -- the next one-time bundle of friend's device 1; blocked; not eligible
   (2, 1, 0, 'bob', 'agent-bob', 1, 'agent-friend', 1),
   (2, 2, 0, 'blocker', 'agent-blocker', 1, 'agent-alice', 1),
@@ -118,7 +119,9 @@ insert into rounds values
   -- buckets still refuse
   (6, 1, 100, 'alice', 'agent-alice', 1, 'agent-friend', 2),
   (6, 2, 100, 'bob', 'agent-bob', 1, 'agent-ghost6', null),
-  (6, 3, 100, 'connlo', 'agent-connlo', 1, 'agent-ghost7', 1);
+  (6, 3, 100, 'connlo', 'agent-connlo', 1, 'agent-ghost7', 1),
+  -- the longest valid agent id (a missing target)
+  (6, 4, 100, 'dora', 'agent-dora', 1, repeat('b', 128), null);
 create temporary table t0 as select now() as at;
 grant select on rounds, t0 to service_role;
 
@@ -188,14 +191,15 @@ $$;
 select is(pg_temp.summary(1, 1),
   '1.1 true/2/1/90/0 1:one_time:1,2:last_resort:1000002 | 1.2 true/2/1/90/0  | 1.3 true/2/1/90/0  | '
   || '1.4 caller_agent_not_owned////  | 1.5 device_not_owned////  | 1.6 invalid_argument////  | '
-  || '1.7 invalid_argument////  | 1.8 invalid_argument//// ',
+  || '1.7 invalid_argument////  | 1.8 invalid_argument////  | 1.9 invalid_argument//// ',
   'round 1: a one-time bundle and a last-resort one; the uniform answer; errors answered per fetch');
 select is(pg_temp.summary(2, 6),
   '2.1 true/2/1/90/0 1:one_time:2 | 2.2 true/2/1/90/0  | 2.3 true/2/1/90/0  | 2.4 true/2/1/90/0  | '
   || '3.1 true/2/0/180/0 1:one_time:3 | 3.2 true/2/1/90/0  | 3.3 true/3/0/3600/0  | '
   || '4.1 false/2/0/171/81  | 4.2 true/2/1/90/0  | 4.3 true/2/1/90/0  | 4.4 true/2/1/90/0  | '
   || '5.1 false/3/0/3580/1180  | 5.2 true/3/0/3581/0  | 5.3 true/3/0/3581/0 1:last_resort:1000001,2:last_resort:1000002 | '
-  || '6.1 true/2/0/171/0 2:last_resort:1000002 | 6.2 false/3/0/3500/1100  | 6.3 false/3/0/3501/1101 ',
+  || '6.1 true/2/0/171/0 2:last_resort:1000002 | 6.2 false/3/0/3500/1100  | 6.3 false/3/0/3501/1101  | '
+  || '6.4 true/2/1/90/0 ',
   'rounds 2-6: one-time bundles in turn, then last-resort ones; the pair bucket, then the caller bucket, refuse '
   || 'with retry-after; the tighter bucket is reported; after 100 s alice''s pair bucket has leaked enough');
 select is((select (jsonb_array_length(result -> 'claimed'), jsonb_array_length(result -> 'last_resort_log'))::text
