@@ -5,6 +5,7 @@
 
 import postgres from "postgres";
 import { HttpError } from "./http.ts";
+import { intSetting } from "./settings.ts";
 
 let pool: postgres.Sql | null = null;
 let servicePool: postgres.Sql | null = null;
@@ -15,13 +16,13 @@ let servicePool: postgres.Sql | null = null;
  * backends than cores only add context switches. On the 2-core bench machine 2 to 4 connections
  * cost Postgres and the gateway less CPU per prekey fetch than 10 (BENCHMARKS.md, Gateway).
  */
-const POOL_SIZE = Number(Deno.env.get("SPOTS_DB_POOL_SIZE") ?? "4");
+const POOL_SIZE = intSetting("SPOTS_DB_POOL_SIZE", 4, 1, 64);
 
-function open(role?: string): postgres.Sql {
+function open(role?: string, max = POOL_SIZE): postgres.Sql {
   const url = Deno.env.get("SUPABASE_DB_URL");
   if (!url) throw new Error("SUPABASE_DB_URL is not set");
   return postgres(url, {
-    max: POOL_SIZE,
+    max,
     idle_timeout: 20,
     connect_timeout: 5,
     prepare: true,
@@ -42,11 +43,25 @@ export function serviceDb(): postgres.Sql {
   return servicePool;
 }
 
-/** Ends both pools (scripts and tests that use these helpers outside the gateway). */
+let fetchBatchPool: postgres.Sql | null = null;
+
+/**
+ * A `service_role` pool of `size` connections for the prekey fetch batches alone: with no more
+ * batches in flight than connections, no other statement ever queues behind a batch on its
+ * connection (postgres.js pipelines onto busy connections), where its timing would show when
+ * the batch ended.
+ */
+export function fetchBatchDb(size: number): postgres.Sql {
+  fetchBatchPool ??= open("service_role", size);
+  return fetchBatchPool;
+}
+
+/** Ends the pools (scripts and tests that use these helpers outside the gateway). */
 export async function closePools(): Promise<void> {
-  await Promise.all([pool?.end(), servicePool?.end()]);
+  await Promise.all([pool?.end(), servicePool?.end(), fetchBatchPool?.end()]);
   pool = null;
   servicePool = null;
+  fetchBatchPool = null;
 }
 
 export type Role = "anon" | "authenticated" | "service_role";

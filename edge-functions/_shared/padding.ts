@@ -1,11 +1,9 @@
 // The minimum answer time of a prekey fetch refusal: every refusal, whatever its reason, leaves
 // no earlier than SPOTS_FETCH_MIN_MS after its request started, so a missing, an ineligible, a
-// blocked and an empty target cannot be told apart by timing.
-//
-// Bundles say by themselves that the target exists and accepts the caller, so they may leave
-// at once, but only when their timing cannot tell how long a refusal took: a fetch waits for
-// the batch before it, and a batch's answers leave together. So bundles are held too when a
-// batch holding a refusal ended in this isolate after their request started.
+// blocked and an empty target cannot be told apart by timing. Bundles say by themselves that
+// the target exists and accepts the caller, so they leave at once, unless they waited for a
+// refusal: a batch holding a refusal keeps its transaction and its answers until the minimum
+// (prekeys/handler.ts, decideHoldingRefusals).
 
 import { intSetting } from "./settings.ts";
 
@@ -18,17 +16,4 @@ export async function padUntil(started: number): Promise<void> {
   // never fire before their delay: rounding up keeps every held answer at or above the minimum.
   const wait = Math.ceil(FETCH_MIN_MS - (performance.now() - started));
   if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-}
-
-/** When this isolate last saw a batch of fetch answers end that held a refusal. */
-let refusalBatchEndedAt = -Infinity;
-
-/** Called when a batch's answers arrive, before any of them is handed on. */
-export function noteBatchEnded(heldRefusal: boolean): void {
-  if (heldRefusal) refusalBatchEndedAt = performance.now();
-}
-
-/** Holds a fetch that hands out bundles if a refusal's batch ended since it started. */
-export async function padBundlesIfNeeded(started: number): Promise<void> {
-  if (refusalBatchEndedAt >= started) await padUntil(started);
 }

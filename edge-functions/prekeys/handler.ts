@@ -8,14 +8,15 @@
 
 import { errorResponse, HttpError, json, jsonHeaders, readJsonBody } from "../_shared/http.ts";
 import { makeHandler, methodNotAllowed, notFound } from "../_shared/serve.ts";
-import { asRole, keyserver, keyserverError, serviceDb } from "../_shared/db.ts";
+import type postgres from "postgres";
+import { asRole, fetchBatchDb, keyserver, keyserverError, serviceDb } from "../_shared/db.ts";
 import { authenticateUser } from "../_shared/auth.ts";
 import { core, rejected } from "../_shared/wasm.ts";
 import type { EligibilityFacts } from "../_shared/wasm/spots_crypto_wasm.d.ts";
 import * as input from "../_shared/input.ts";
 import { rateLimited, rateLimitHeaders, type RateLimitState } from "../_shared/rate_limit.ts";
 import { Batcher } from "../_shared/batcher.ts";
-import { noteBatchEnded, padBundlesIfNeeded, padUntil } from "../_shared/padding.ts";
+import { padUntil } from "../_shared/padding.ts";
 import { intSetting } from "../_shared/settings.ts";
 
 /** Uploads with 100 Kyber keys are about 330 KB of JSON. */
@@ -158,6 +159,10 @@ const FETCH_ERRORS: Record<string, HttpError> = {
 const FETCH_BATCH_LIMIT = 16;
 
 const FETCH_BATCH_MAX = intSetting("SPOTS_FETCH_BATCH_MAX", 8, 1, FETCH_BATCH_LIMIT);
+const FETCH_BATCHES_IN_FLIGHT = intSetting("SPOTS_FETCH_BATCHES_IN_FLIGHT", 1, 1, 64);
+
+/** A fetch on its way to the key server: its arguments and when its request started. */
+type PendingFetch = { request: FetchRequest; started: number };
 
 /**
  * Fetches without an invite that arrive while others are in the database go together as one
@@ -174,48 +179,73 @@ const FETCH_BATCH_MAX = intSetting("SPOTS_FETCH_BATCH_MAX", 8, 1, FETCH_BATCH_LI
  * with these. Fetches of one target go in different batches, which may run at the same time
  * (bundles are claimed with SKIP LOCKED).
  */
-const fetchBatcher = new Batcher<FetchRequest, DecidedRow>(
-  async (requests) =>
-    decideBatch(
-      await keyserver(() =>
-        serviceDb()<FetchRow[]>`select f.error, f.rate_allowed, f.rate_capacity, f.rate_remaining,
-            f.rate_reset_seconds, f.rate_retry_after_seconds, f.facts, f.bundles
-          from keyserver.gateway_prekey_fetch_batch(${JSON.stringify(requests)}::text::jsonb) f
-          order by f.n`
-      ),
+const fetchBatcher = new Batcher<PendingFetch, DecidedRow>(
+  (fetches) =>
+    decideHoldingRefusals(
+      fetchBatchDb(FETCH_BATCHES_IN_FLIGHT),
+      fetches,
+      (tx) =>
+        tx<FetchRow[]>`select f.error, f.rate_allowed, f.rate_capacity, f.rate_remaining,
+          f.rate_reset_seconds, f.rate_retry_after_seconds, f.facts, f.bundles
+        from keyserver.gateway_prekey_fetch_batch(
+          ${JSON.stringify(fetches.map((fetch) => fetch.request))}::text::jsonb) f
+        order by f.n`,
     ),
   {
-    maxInFlight: intSetting("SPOTS_FETCH_BATCHES_IN_FLIGHT", 1, 1, 64),
+    maxInFlight: FETCH_BATCHES_IN_FLIGHT,
     maxBatch: FETCH_BATCH_MAX,
-    keyOf: (request) => request.caller_user,
-    distinctOf: (request) => request.target_agent,
+    keyOf: (fetch) => fetch.request.caller_user,
+    distinctOf: (fetch) => fetch.request.target_agent,
   },
 );
 
 /** A fetch presenting an invite goes alone: its invite row is shared with other callers. */
-async function fetchWithInvite(request: FetchRequest, invite: string): Promise<DecidedRow> {
-  const rows = await keyserver(() =>
-    serviceDb()<FetchRow[]>`select * from keyserver.gateway_prekey_fetch(
+async function fetchWithInvite(fetch: PendingFetch, invite: string): Promise<DecidedRow> {
+  const { request } = fetch;
+  const [row] = await decideHoldingRefusals(
+    serviceDb(),
+    [fetch],
+    (tx) =>
+      tx<FetchRow[]>`select * from keyserver.gateway_prekey_fetch(
               ${request.caller_user}::uuid, ${request.caller_agent}, ${request.caller_device}::integer,
-              ${request.target_agent}, ${request.target_device}::integer, ${invite})`
+              ${request.target_agent}, ${request.target_device}::integer, ${invite})`,
   );
-  return decideBatch(rows)[0];
+  return row;
 }
 
 /** A fetch's row and whether it hands out bundles. */
 type DecidedRow = FetchRow & { handsOut: boolean };
 
 /**
- * Decides every fetch of a batch as its rows arrive, and notes a refusal among them before any
- * answer is handed on, so bundles that waited for or came with a refusal are held (padding.ts).
+ * Runs `query` for `fetches` in one transaction and decides each fetch on its row. When any is
+ * refused, the transaction stays open (its rate-limit rows locked) and nothing is handed on
+ * until the minimum answer time after the latest of them started, so whatever waits for it
+ * (the isolate's next batch, a batch of the same caller from another isolate, this batch's own
+ * bundles) sees that minimum, not how long the refusal took. Bundles are handed out only once
+ * their claim has committed.
  */
-function decideBatch(rows: FetchRow[]): DecidedRow[] {
-  const decided = rows.map((row) => ({
-    ...row,
-    handsOut: !row.error && row.rate_allowed && policyAllows(row.facts!, row.bundles),
-  }));
-  noteBatchEnded(decided.some((row) => !row.handsOut));
-  return decided;
+async function decideHoldingRefusals(
+  db: postgres.Sql,
+  fetches: PendingFetch[],
+  query: (tx: postgres.TransactionSql) => Promise<FetchRow[]>,
+): Promise<DecidedRow[]> {
+  const latestStart = Math.max(...fetches.map((fetch) => fetch.started));
+  try {
+    return await keyserver(() =>
+      db.begin(async (tx) => {
+        const decided = (await query(tx)).map((row) => ({
+          ...row,
+          handsOut: !row.error && row.rate_allowed && policyAllows(row.facts!, row.bundles),
+        }));
+        if (decided.some((row) => !row.handsOut)) await padUntil(latestStart);
+        return decided;
+      }) as Promise<DecidedRow[]>
+    );
+  } catch (error) {
+    // A failed batch is held too: when it failed tells nothing either.
+    await padUntil(latestStart);
+    throw error;
+  }
 }
 
 async function fetchForContact(req: Request, started: number): Promise<Response> {
@@ -237,9 +267,10 @@ async function fetchForContact(req: Request, started: number): Promise<Response>
     target_agent: target,
     target_device: targetDevice,
   };
+  const fetch: PendingFetch = { request, started };
   const row = invite === null
-    ? await fetchBatcher.submit(request)
-    : await fetchWithInvite(request, invite);
+    ? await fetchBatcher.submit(fetch)
+    : await fetchWithInvite(fetch, invite);
   if (row.error) {
     throw FETCH_ERRORS[row.error] ?? new HttpError(500, "internal", "internal error");
   }
@@ -251,7 +282,6 @@ async function fetchForContact(req: Request, started: number): Promise<Response>
     retry_after_seconds: row.rate_retry_after_seconds,
   };
   if (row.handsOut) {
-    await padBundlesIfNeeded(started);
     return new Response(
       // The bundles are the database's JSON text: no parse and re-serialisation here.
       `{"target_agent_id":${JSON.stringify(target)},"bundles":${row.bundles}}`,

@@ -9,11 +9,13 @@ import { admin, closeAdmin } from "./support.ts";
 export type Scenario = {
   refuser: { userId: string; jwt: string; body: unknown; secondBody: unknown };
   fetcher: { jwt: string; body: unknown };
+  /** A fetch of the refuser's, as another gateway process would send it to the key server. */
+  elsewhere: unknown;
 };
-export type Outcome = {
-  alone: { status: number; ms: number };
-  refusal: { status: number };
-  beside: { status: number; ms: number };
+/** performance.now() readings of this worker. */
+export type Timed = { status: number; startedAt: number; endedAt: number };
+export type Outcome = { alone: Timed; refusal: Timed; beside: Timed; elsewhere: Timed } | {
+  error: string;
 };
 
 function fetchRequest(jwt: string, body: unknown): Request {
@@ -24,22 +26,33 @@ function fetchRequest(jwt: string, body: unknown): Request {
   });
 }
 
-async function timed(jwt: string, body: unknown): Promise<{ status: number; ms: number }> {
-  const started = performance.now();
+async function timed(jwt: string, body: unknown): Promise<Timed> {
+  const startedAt = performance.now();
   const response = await handler(fetchRequest(jwt, body));
   await response.body?.cancel();
-  return { status: response.status, ms: performance.now() - started };
+  return { status: response.status, startedAt, endedAt: performance.now() };
 }
 
-async function run({ refuser, fetcher }: Scenario): Promise<Outcome> {
+/** Resolves once a fetch batch waits for a lock in Postgres. */
+async function batchWaitingForLock(): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    const [{ waiting }] = await admin()`select count(*)::int as waiting from pg_stat_activity
+      where wait_event_type = 'Lock' and query like '%gateway_prekey_fetch_batch%'`;
+    if (waiting > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error("the refusal's batch never waited for the lock");
+}
+
+async function run({ refuser, fetcher, elsewhere }: Scenario): Promise<Outcome> {
   // Bundles with no refusal anywhere near them.
   const alone = await timed(fetcher.jwt, fetcher.body);
   // A refusal, which also creates the refuser's caller bucket.
   await timed(refuser.jwt, refuser.body);
 
-  // The next refusal's batch waits on that bucket, locked here, until released: the bundles
-  // fetch starts while it waits (one batch at a time, so it waits for that batch), and the
-  // refusal's batch ends 20 ms later.
+  // The next refusal's batch waits on that bucket, locked here until released 20 ms after the
+  // others started: the bundles fetch (which waits for that batch: one batch at a time) and a
+  // fetch of the refuser's from "another gateway" (which waits for the refuser's bucket).
   let release!: () => void;
   const released = new Promise<void>((resolve) => release = resolve);
   let locked!: () => void;
@@ -50,25 +63,36 @@ async function run({ refuser, fetcher }: Scenario): Promise<Outcome> {
     locked();
     await released;
   });
-  await lockHeld;
-  const refusal = timed(refuser.jwt, refuser.secondBody);
-  for (let i = 0; i < 1000; i++) {
-    const [{ waiting }] = await admin()`select count(*)::int as waiting from pg_stat_activity
-      where wait_event_type = 'Lock' and query like '%gateway_prekey_fetch_batch%'`;
-    if (waiting > 0) break;
-    await new Promise((resolve) => setTimeout(resolve, 5));
+  try {
+    await lockHeld;
+    const refusal = timed(refuser.jwt, refuser.secondBody);
+    await batchWaitingForLock();
+    const beside = timed(fetcher.jwt, fetcher.body);
+    const elsewhereStarted = performance.now();
+    const other = admin()`select * from keyserver.gateway_prekey_fetch_batch(
+      ${JSON.stringify([elsewhere])}::text::jsonb)`.then(() => ({
+      status: 0,
+      startedAt: elsewhereStarted,
+      endedAt: performance.now(),
+    }));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    release();
+    return { alone, refusal: await refusal, beside: await beside, elsewhere: await other };
+  } finally {
+    release();
+    await lock;
   }
-  const beside = timed(fetcher.jwt, fetcher.body);
-  await new Promise((resolve) => setTimeout(resolve, 20));
-  release();
-  await lock;
-  const outcome = { alone, refusal: { status: (await refusal).status }, beside: await beside };
-  await closePools();
-  await closeAdmin();
-  return outcome;
 }
 
 self.onmessage = async (event: MessageEvent<Scenario>) => {
-  self.postMessage(await run(event.data));
+  let outcome: Outcome;
+  try {
+    outcome = await run(event.data);
+  } catch (error) {
+    outcome = { error: String(error) };
+  }
+  await closePools();
+  await closeAdmin();
+  self.postMessage(outcome);
 };
 self.postMessage("ready");

@@ -1,8 +1,9 @@
-// Bundles leave as soon as they are ready, except when a batch holding a refusal ended after
-// their request started: they would then tell how long that refusal took (a fetch waits for the
-// batch before it), so they are held to the minimum refusal time too. Run in one isolate (a
-// worker, with a 400 ms minimum so that timing noise cannot blur the two outcomes) against the
-// real database and WASM.
+// Bundles leave as soon as they are ready, but nothing that waited for a refusal's batch comes
+// back before that refusal's minimum answer time: not the isolate's next batch (a fetch waits
+// for the batch before it) and not a fetch of the same caller from another gateway process (it
+// waits for the caller's rate-limit row, which the batch keeps locked until then). Else their
+// timing would tell how long the refusal took. Run in one isolate (a worker, with a 400 ms
+// minimum so that timing noise cannot blur the outcomes) against the real database and WASM.
 import assert from "node:assert/strict";
 import type { Outcome, Scenario } from "./bundle_hold_scenario.ts";
 import {
@@ -43,7 +44,7 @@ async function scenarioWorker(): Promise<Worker> {
   return worker;
 }
 
-Deno.test("bundles beside a refusal's batch are held to the minimum, bundles alone are not", async () => {
+Deno.test("what waits for a refusal's batch waits for its minimum answer time too", async () => {
   const target = await publishedDevice(await newUser("hold-target"));
   const fetcher = await sqlMember("hold-fetch");
   const refuser = await sqlMember("hold-refuse");
@@ -56,20 +57,40 @@ Deno.test("bundles beside a refusal's batch are held to the minimum, bundles alo
       secondBody: fetchBody(refuser, `missing-${crypto.randomUUID()}`, 1),
     },
     fetcher: { jwt: fetcher.user.jwt, body: fetchBody(fetcher, target.agentId, 1) },
+    elsewhere: {
+      caller_user: refuser.user.id,
+      caller_agent: refuser.agentId,
+      caller_device: 1,
+      target_agent: `missing-${crypto.randomUUID()}`,
+      target_device: 1,
+    },
   };
   const worker = await scenarioWorker();
   try {
-    const outcome = await new Promise<Outcome>((resolve) => {
+    const outcome = await new Promise<Outcome>((resolve, reject) => {
       worker.onmessage = (event) => resolve(event.data);
+      worker.onerror = (e) => {
+        e.preventDefault();
+        reject(new Error(e.message));
+      };
       worker.postMessage(scenario);
     });
-    assert.equal(outcome.alone.status, 200, JSON.stringify(outcome));
-    assert.ok(outcome.alone.ms < MIN_MS, `bundles alone took ${outcome.alone.ms} ms`);
-    assert.equal(outcome.refusal.status, 404);
-    assert.equal(outcome.beside.status, 200);
+    if ("error" in outcome) throw new Error(outcome.error);
+    const { alone, refusal, beside, elsewhere } = outcome;
+    assert.equal(alone.status, 200);
+    const aloneMs = alone.endedAt - alone.startedAt;
+    assert.ok(aloneMs < MIN_MS, `bundles alone took ${aloneMs} ms`);
+    assert.equal(refusal.status, 404);
+    assert.equal(beside.status, 200);
+    // Both started after the refusal and were let go 20 ms later, when its batch ended.
+    const deadline = refusal.startedAt + MIN_MS;
     assert.ok(
-      outcome.beside.ms >= MIN_MS,
-      `bundles that waited for a refusal's batch left after ${outcome.beside.ms} ms`,
+      beside.endedAt >= deadline,
+      `bundles that waited for the refusal's batch came ${deadline - beside.endedAt} ms early`,
+    );
+    assert.ok(
+      elsewhere.endedAt >= deadline,
+      `the caller's fetch from elsewhere came ${deadline - elsewhere.endedAt} ms early`,
     );
   } finally {
     worker.terminate();
