@@ -205,7 +205,10 @@ gateway_stop() {
     for i in $(seq 1 50); do gateway_running || break; sleep 0.1; done
     # Its workers listen with SO_REUSEPORT, so a gateway left running would share the port
     # with the next one instead of making it fail.
-    if gateway_running; then kill -9 "$(cat "$GATEWAY_PID_FILE")" 2>/dev/null || true; fi
+    if gateway_running; then
+      kill -9 "$(cat "$GATEWAY_PID_FILE")" 2>/dev/null || true
+      for i in $(seq 1 50); do gateway_running || break; sleep 0.1; done
+    fi
   fi
   rm -f "$GATEWAY_PID_FILE"
 }

@@ -2,8 +2,8 @@
 // no earlier than SPOTS_FETCH_MIN_MS after its request started, so a missing, an ineligible, a
 // blocked and an empty target cannot be told apart by timing. Bundles say by themselves that
 // the target exists and accepts the caller, so they leave at once, unless they waited for a
-// refusal: a batch holding a refusal keeps its transaction and its answers until the minimum
-// (prekeys/handler.ts, decideHoldingRefusals).
+// refusal: a batch holding a refusal keeps its answers, and its statement its rate-limit rows,
+// until the minimum (prekeys/handler.ts, decideHoldingRefusals).
 
 import { intSetting } from "./settings.ts";
 

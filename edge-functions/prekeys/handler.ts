@@ -8,7 +8,6 @@
 
 import { errorResponse, HttpError, json, jsonHeaders, readJsonBody } from "../_shared/http.ts";
 import { makeHandler, methodNotAllowed, notFound } from "../_shared/serve.ts";
-import type postgres from "postgres";
 import { asRole, fetchBatchDb, keyserver, keyserverError, serviceDb } from "../_shared/db.ts";
 import { authenticateUser } from "../_shared/auth.ts";
 import { core, rejected } from "../_shared/wasm.ts";
@@ -16,7 +15,7 @@ import type { EligibilityFacts } from "../_shared/wasm/spots_crypto_wasm.d.ts";
 import * as input from "../_shared/input.ts";
 import { rateLimited, rateLimitHeaders, type RateLimitState } from "../_shared/rate_limit.ts";
 import { Batcher } from "../_shared/batcher.ts";
-import { padUntil } from "../_shared/padding.ts";
+import { FETCH_MIN_MS, padUntil } from "../_shared/padding.ts";
 import { intSetting } from "../_shared/settings.ts";
 
 /** Uploads with 100 Kyber keys are about 330 KB of JSON. */
@@ -182,13 +181,14 @@ type PendingFetch = { request: FetchRequest; started: number };
 const fetchBatcher = new Batcher<PendingFetch, DecidedRow>(
   (fetches) =>
     decideHoldingRefusals(
-      fetchBatchDb(FETCH_BATCHES_IN_FLIGHT),
       fetches,
-      (tx) =>
-        tx<FetchRow[]>`select f.error, f.rate_allowed, f.rate_capacity, f.rate_remaining,
-          f.rate_reset_seconds, f.rate_retry_after_seconds, f.facts, f.bundles
-        from keyserver.gateway_prekey_fetch_batch(
-          ${JSON.stringify(fetches.map((fetch) => fetch.request))}::text::jsonb) f
+      (holdMs) =>
+        fetchBatchDb(FETCH_BATCHES_IN_FLIGHT)<FetchRow[]>`select f.error, f.rate_allowed,
+          f.rate_capacity, f.rate_remaining, f.rate_reset_seconds, f.rate_retry_after_seconds,
+          f.facts, f.bundles
+        from keyserver.gateway_prekey_fetch_batch_held(
+          ${JSON.stringify(fetches.map((fetch) => fetch.request))}::text::jsonb,
+          ${holdMs} * interval '1 millisecond') f
         order by f.n`,
     ),
   {
@@ -203,10 +203,9 @@ const fetchBatcher = new Batcher<PendingFetch, DecidedRow>(
 async function fetchWithInvite(fetch: PendingFetch, invite: string): Promise<DecidedRow> {
   const { request } = fetch;
   const [row] = await decideHoldingRefusals(
-    serviceDb(),
     [fetch],
-    (tx) =>
-      tx<FetchRow[]>`select * from keyserver.gateway_prekey_fetch(
+    () =>
+      serviceDb()<FetchRow[]>`select * from keyserver.gateway_prekey_fetch(
               ${request.caller_user}::uuid, ${request.caller_agent}, ${request.caller_device}::integer,
               ${request.target_agent}, ${request.target_device}::integer, ${invite})`,
   );
@@ -217,30 +216,26 @@ async function fetchWithInvite(fetch: PendingFetch, invite: string): Promise<Dec
 type DecidedRow = FetchRow & { handsOut: boolean };
 
 /**
- * Runs `query` for `fetches` in one transaction and decides each fetch on its row. When any is
- * refused, the transaction stays open (its rate-limit rows locked) and nothing is handed on
- * until the minimum answer time after the latest of them started, so whatever waits for it
- * (the isolate's next batch, a batch of the same caller from another isolate, this batch's own
- * bundles) sees that minimum, not how long the refusal took. Bundles are handed out only once
- * their claim has committed.
+ * Runs `query` for `fetches` and decides each fetch on its row. When any is refused, nothing
+ * is handed on until the minimum answer time after the latest of them started, so whatever
+ * waits for them (the isolate's next batch, this batch's own bundles) sees that minimum, not
+ * how long the refusal took. `query` gets what is left of that minimum, for the batch
+ * statement, which holds the fetches' rate-limit rows until then when it holds a refusal
+ * (a fetch of the same caller from another isolate waits for those rows).
  */
 async function decideHoldingRefusals(
-  db: postgres.Sql,
   fetches: PendingFetch[],
-  query: (tx: postgres.TransactionSql) => Promise<FetchRow[]>,
+  query: (holdMs: number) => Promise<FetchRow[]>,
 ): Promise<DecidedRow[]> {
   const latestStart = Math.max(...fetches.map((fetch) => fetch.started));
+  const holdMs = Math.max(0, Math.ceil(FETCH_MIN_MS - (performance.now() - latestStart)));
   try {
-    return await keyserver(() =>
-      db.begin(async (tx) => {
-        const decided = (await query(tx)).map((row) => ({
-          ...row,
-          handsOut: !row.error && row.rate_allowed && policyAllows(row.facts!, row.bundles),
-        }));
-        if (decided.some((row) => !row.handsOut)) await padUntil(latestStart);
-        return decided;
-      }) as Promise<DecidedRow[]>
-    );
+    const decided = (await keyserver(() => query(holdMs))).map((row) => ({
+      ...row,
+      handsOut: !row.error && row.rate_allowed && policyAllows(row.facts!, row.bundles),
+    }));
+    if (decided.some((row) => !row.handsOut)) await padUntil(latestStart);
+    return decided;
   } catch (error) {
     // A failed batch is held too: when it failed tells nothing either.
     await padUntil(latestStart);
