@@ -118,6 +118,7 @@ select set_eq($$
     'keyserver.eligibility_facts(uuid,text,text,text,timestamp with time zone)',
     'keyserver.gateway_prekey_fetch(uuid,text,integer,text,integer,text,timestamp with time zone)',
     'keyserver.gateway_prekey_fetch_batch(jsonb,timestamp with time zone)',
+    'keyserver.gateway_prekey_fetch_batch_held(jsonb,interval)',
     'keyserver.consume_rate_limit(text,integer,interval,integer,timestamp with time zone)',
     'keyserver.send_dm_batch(uuid,text,integer,jsonb,timestamp with time zone)',
     'keyserver.community_membership(uuid,uuid,timestamp with time zone)',
