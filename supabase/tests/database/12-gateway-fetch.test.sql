@@ -65,7 +65,7 @@ select function_privs_are('keyserver', 'gateway_prekey_fetch',
 select is_definer('keyserver', 'gateway_prekey_fetch',
   array['uuid', 'text', 'integer', 'text', 'integer', 'text', 'timestamp with time zone'], 'it is security definer');
 select is((select proconfig from pg_proc where oid = 'keyserver.gateway_prekey_fetch(uuid,text,integer,text,integer,text,timestamptz)'::regprocedure),
-  array['search_path=""'], 'with search_path = ''''');
+  array['search_path=""', 'enable_seqscan=off'], 'with search_path = '''' (and by index)');
 select hasnt_function('keyserver', 'gateway_prekey_claim', 'the two-statement claim is gone');
 select tests.authenticate_as('alice');
 select throws_ok($$ select * from keyserver.gateway_prekey_fetch(tests.uid('alice'), 'agent-alice', 1, 'agent-friend', null, null) $$,

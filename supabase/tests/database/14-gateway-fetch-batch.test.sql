@@ -42,9 +42,10 @@ select function_privs_are('keyserver', 'gateway_prekey_fetch_batch', array['json
   'authenticated', '{}'::text[], 'authenticated cannot');
 select function_privs_are('keyserver', 'gateway_prekey_fetch_batch', array['jsonb', 'timestamp with time zone'],
   'anon', '{}'::text[], 'anon cannot');
-select ok((select prosecdef and proconfig = array['search_path=""', 'plan_cache_mode=force_generic_plan'] from pg_proc
+select ok((select prosecdef and proconfig = array['search_path=""', 'plan_cache_mode=force_generic_plan',
+                                                  'enable_seqscan=off'] from pg_proc
            where oid = 'keyserver.gateway_prekey_fetch_batch(jsonb,timestamptz)'::regprocedure),
-  'security definer with search_path = '''' (and always its generic plan)');
+  'security definer with search_path = '''' (and always its generic plan, by index)');
 select tests.authenticate_as('alice');
 select throws_ok($$ select * from keyserver.gateway_prekey_fetch_batch(
     jsonb_build_array(jsonb_build_object('caller_user', tests.uid('alice'), 'caller_agent', 'agent-alice',
