@@ -8,6 +8,13 @@
 // When each key owns the rows its calls write (a prekey fetch's rate-limit buckets belong to its
 // caller), concurrent batches never wait for each other's rows, and one statement writes each
 // such row at most once.
+//
+// Under load, batches would otherwise alternate between two halves of the callers: a batch is
+// taken the moment the previous one ends, before its callers have had their answers and come
+// back. With `lingerMs`, the batch after a batch of several calls waits up to that long for as
+// many new calls as that batch answered (at most `maxBatch` waiting in all), so the fixed cost
+// of a batch is shared by more calls. A lone call never waits: linger follows only a batch of
+// two or more.
 
 type Pending<In, Out> = {
   item: In;
@@ -23,6 +30,8 @@ export type BatcherOptions<In> = {
   keyOf: (item: In) => string;
   /** Calls that share this key go in different batches (running batches may share it). */
   distinctOf?: (item: In) => string;
+  /** After a batch of two or more calls, how long the next batch may wait to fill (default 0). */
+  lingerMs?: number;
 };
 
 export class Batcher<In, Out> {
@@ -32,11 +41,14 @@ export class Batcher<In, Out> {
   #inFlight = 0;
   /** Keys of the calls in running batches. */
   readonly #running = new Set<string>();
+  /** Set while the next batch waits to fill, until `#lingerFor` calls are waiting. */
+  #linger: ReturnType<typeof setTimeout> | null = null;
+  #lingerFor = 0;
 
   /** `run` answers one result per item, in order; if it throws, every item of the batch does. */
   constructor(run: (items: In[]) => Promise<Out[]>, options: BatcherOptions<In>) {
-    if (!(options.maxInFlight >= 1 && options.maxBatch >= 1)) {
-      throw new RangeError("batcher limits must be >= 1");
+    if (!(options.maxInFlight >= 1 && options.maxBatch >= 1 && (options.lingerMs ?? 0) >= 0)) {
+      throw new RangeError("batcher limits must be >= 1 and the linger >= 0");
     }
     this.#run = run;
     this.#options = options;
@@ -57,6 +69,11 @@ export class Batcher<In, Out> {
 
   #drain(): void {
     while (this.#inFlight < this.#options.maxInFlight) {
+      if (this.#linger !== null) {
+        if (this.#queue.length < this.#lingerFor) return;
+        clearTimeout(this.#linger);
+        this.#linger = null;
+      }
       const batch = this.#take();
       if (batch.length === 0) return;
       const keys = new Set(batch.map((pending) => pending.key));
@@ -65,9 +82,24 @@ export class Batcher<In, Out> {
       this.#execute(batch).finally(() => {
         for (const key of keys) this.#running.delete(key);
         this.#inFlight--;
+        if (batch.length > 1 && this.#options.lingerMs) this.#lingerAfter(batch.length);
         this.#drain();
       });
     }
+  }
+
+  /** Holds the next batch until the `answered` callers may have come back, or the linger ends. */
+  #lingerAfter(answered: number): void {
+    const wanted = Math.min(this.#options.maxBatch, this.#queue.length + answered);
+    if (this.#linger !== null) {
+      this.#lingerFor = Math.max(this.#lingerFor, wanted);
+      return;
+    }
+    this.#lingerFor = wanted;
+    this.#linger = setTimeout(() => {
+      this.#linger = null;
+      this.#drain();
+    }, this.#options.lingerMs);
   }
 
   /**

@@ -159,3 +159,77 @@ Deno.test("limits below one are refused", () => {
     RangeError,
   );
 });
+
+/** A batcher whose batches wait for `gates` to open; `batches` records what each one held. */
+function gatedBatcher(lingerMs: number) {
+  const gates: ReturnType<typeof deferred>[] = [];
+  const batches: number[][] = [];
+  const started: number[] = [];
+  const batcher = new Batcher<number, number>(async (items) => {
+    batches.push(items);
+    started.push(performance.now());
+    const gate = deferred();
+    gates.push(gate);
+    await gate.promise;
+    return items;
+  }, { maxInFlight: 1, maxBatch: 8, lingerMs, ...byValue });
+  return { batcher, gates, batches, started };
+}
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+Deno.test("after a batch of several, the next waits for as many new calls as it answered", async () => {
+  const { batcher, gates, batches } = gatedBatcher(60_000);
+  const first = batcher.submit(1);
+  const pair = [batcher.submit(2), batcher.submit(3)];
+  gates[0].resolve();
+  await first;
+  await tick();
+  assert.deepEqual(batches, [[1], [2, 3]], "no linger after a batch of one");
+  const later = [batcher.submit(4)];
+  gates[1].resolve();
+  await Promise.all(pair);
+  later.push(batcher.submit(5));
+  await tick();
+  assert.deepEqual(batches.length, 2, "two answered and one waiting: it waits for a third");
+  later.push(batcher.submit(6));
+  await tick();
+  assert.deepEqual(batches[2], [4, 5, 6], "the third call ends the wait");
+  gates[2].resolve();
+  assert.deepEqual(await Promise.all(later), [4, 5, 6]);
+});
+
+Deno.test("the wait for a fuller batch ends after lingerMs", async () => {
+  const lingerMs = 40;
+  const { batcher, gates, batches, started } = gatedBatcher(lingerMs);
+  const pair = [batcher.submit(1), batcher.submit(2)];
+  assert.deepEqual(batches, [[1]]);
+  gates[0].resolve();
+  await pair[0];
+  await tick();
+  gates[1].resolve();
+  await pair[1];
+  const answered = performance.now();
+  const lone = batcher.submit(3);
+  await tick();
+  assert.deepEqual(batches[2], [3], "no linger after [2], a batch of one");
+  gates[2].resolve();
+  assert.equal(await lone, 3);
+  assert.ok(started[2] - answered < lingerMs, "it ran at once");
+
+  // Now a batch of two, then a lone call: it waits the linger out.
+  const both = [batcher.submit(4), batcher.submit(5)];
+  await tick();
+  assert.deepEqual(batches[3], [4, 5]);
+  gates[3].resolve();
+  await Promise.all(both);
+  const waitedFrom = performance.now();
+  const last = batcher.submit(6);
+  await tick();
+  assert.equal(batches.length, 4, "one call of the two answered is not enough");
+  await new Promise((resolve) => setTimeout(resolve, lingerMs + 20));
+  assert.deepEqual(batches[4], [6], "the linger ended");
+  assert.ok(started[4] - waitedFrom >= lingerMs - 2, `it waited ${started[4] - waitedFrom} ms`);
+  gates[4].resolve();
+  assert.equal(await last, 6);
+});
