@@ -177,10 +177,13 @@ gateway_start() {
   )
   local env_args=()
   mapfile -t env_args < <(gateway_env)
+  # Semi-spaces of up to 32 MB per isolate: V8 scavenges a fetch's short-lived objects less
+  # often, about 8% less gateway CPU per fetch in interleaved runs (BENCHMARKS.md, Gateway).
   (
     cd "$ROOT/edge-functions"
     exec env "${env_args[@]}" "$deno" run --frozen --allow-net=127.0.0.1 --allow-env \
-      --allow-read=. --allow-sys=hostname --unstable-net _local/gateway.ts
+      --allow-read=. --allow-sys=hostname --unstable-net --v8-flags=--max-semi-space-size=32 \
+      _local/gateway.ts
   ) >"$GATEWAY_LOG" 2>&1 &
   echo $! >"$GATEWAY_PID_FILE"
   local i
