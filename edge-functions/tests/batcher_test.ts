@@ -191,7 +191,7 @@ Deno.test("after a batch of several, the next waits for as many new calls as it 
   await Promise.all(pair);
   later.push(batcher.submit(5));
   await tick();
-  assert.deepEqual(batches.length, 2, "two answered and one waiting: it waits for a third");
+  assert.equal(batches.length, 2, "two answered and one waiting: it waits for a third");
   later.push(batcher.submit(6));
   await tick();
   assert.deepEqual(batches[2], [4, 5, 6], "the third call ends the wait");
