@@ -26,13 +26,13 @@ let accessLines: string[] = [];
 
 function logRequest(line: string): void {
   if (accessLines.push(line) > 1) return;
-  const timer = setTimeout(() => {
+  // A pending flush keeps the isolate up until it has written (Deno.unrefTimer would not, and
+  // is not a web API that every edge runtime has).
+  setTimeout(() => {
     const lines = accessLines;
     accessLines = [];
     console.log(lines.join("\n"));
   }, ACCESS_LOG_FLUSH_MS);
-  // The log never keeps an isolate alive by itself.
-  Deno.unrefTimer(timer);
 }
 
 export function makeHandler(
