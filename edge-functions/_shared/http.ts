@@ -47,29 +47,8 @@ export async function readJsonBody(
   if (declared > maxBytes) {
     throw new HttpError(413, "body_too_large", `request body exceeds ${maxBytes} bytes`);
   }
-  if (!req.body) throw new HttpError(400, "invalid_json", "request body is required");
-  // A declared length bounds the body (the HTTP server holds the client to it): one read.
-  const bytes = declared > 0
-    ? new Uint8Array(await req.arrayBuffer())
-    : await readBounded(req.body, maxBytes);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
-  } catch {
-    throw new HttpError(400, "invalid_json", "request body is not valid JSON");
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    throw new HttpError(400, "invalid_json", "request body must be a JSON object");
-  }
-  return parsed as Record<string, unknown>;
-}
-
-/** A body of undeclared length, refused as soon as it exceeds `maxBytes`, without buffering it. */
-async function readBounded(
-  body: ReadableStream<Uint8Array>,
-  maxBytes: number,
-): Promise<Uint8Array> {
-  const reader = body.getReader();
+  const reader = req.body?.getReader();
+  if (!reader) throw new HttpError(400, "invalid_json", "request body is required");
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
@@ -88,5 +67,14 @@ async function readBounded(
     bytes.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  return bytes;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch {
+    throw new HttpError(400, "invalid_json", "request body is not valid JSON");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new HttpError(400, "invalid_json", "request body must be a JSON object");
+  }
+  return parsed as Record<string, unknown>;
 }
