@@ -33,11 +33,15 @@ async function timed(jwt: string, body: unknown): Promise<Timed> {
   return { status: response.status, startedAt, endedAt: performance.now() };
 }
 
-/** Resolves once a fetch batch waits for a lock in Postgres. */
-async function batchWaitingForLock(): Promise<void> {
+/**
+ * Resolves once a fetch batch waits for the row that backend `holder` locked. Any lock is not
+ * enough: a batch briefly held up by another (autovacuum's, say) would let a later fetch reach
+ * the row first.
+ */
+async function batchWaitingFor(holder: number): Promise<void> {
   for (let i = 0; i < 1000; i++) {
     const [{ waiting }] = await admin()`select count(*)::int as waiting from pg_stat_activity
-      where wait_event_type = 'Lock' and query like '%gateway_prekey_fetch_batch%'`;
+      where query like '%gateway_prekey_fetch_batch%' and ${holder}::int = any (pg_blocking_pids(pid))`;
     if (waiting > 0) return;
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
@@ -55,18 +59,19 @@ async function run({ refuser, fetcher, elsewhere }: Scenario): Promise<Outcome> 
   // fetch of the refuser's from "another gateway" (which waits for the refuser's bucket).
   let release!: () => void;
   const released = new Promise<void>((resolve) => release = resolve);
-  let locked!: () => void;
-  const lockHeld = new Promise<void>((resolve) => locked = resolve);
+  let locked!: (holder: number) => void;
+  const lockHeld = new Promise<number>((resolve) => locked = resolve);
   const lock = admin().begin(async (tx) => {
-    await tx`select 1 from keyserver.rate_limit_buckets
+    const [{ holder }] =
+      await tx`select pg_backend_pid() as holder from keyserver.rate_limit_buckets
       where key = ${"prekey_fetch:caller:" + refuser.userId} for update`;
-    locked();
+    locked(holder);
     await released;
   });
   try {
-    await lockHeld;
+    const holder = await lockHeld;
     const refusal = timed(refuser.jwt, refuser.secondBody);
-    await batchWaitingForLock();
+    await batchWaitingFor(holder);
     const beside = timed(fetcher.jwt, fetcher.body);
     const elsewhereStarted = performance.now();
     const other = admin()`select * from keyserver.gateway_prekey_fetch_batch(
